@@ -1,0 +1,87 @@
+//! The node's shared state: configuration, store, committer and keys, opened once at start-up and shared by every
+//! service behind an `Arc`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::commit::Committer;
+use crate::config::Config;
+use crate::crypto::NodeKeys;
+use crate::store::{SledStore, Store};
+
+/// Current schema version of the store. A newer binary migrates older stores; an older binary refuses a newer one.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a request handler needs.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub committer: Committer,
+    pub keys: NodeKeys,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Why the node could not open its state.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Key(#[from] crate::crypto::CryptoError),
+    #[error("{0}")]
+    Schema(String),
+}
+
+impl App {
+    /// Opens the store and the key named in `config`, and starts the committer.
+    pub fn open(config: Config) -> Result<Arc<App>, OpenError> {
+        let keys = NodeKeys::load(&config.store.key_file)?;
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(
+            &config.store.path,
+            config.store.cache_capacity_mb << 20,
+        )?);
+        check_schema(&*store)?;
+        let committer = Committer::start(
+            store.clone(),
+            config.store.queue_max,
+            config.store.group_commit_max,
+        );
+        Ok(Arc::new(App {
+            config,
+            store,
+            committer,
+            keys,
+            started_at: Utc::now(),
+        }))
+    }
+
+    pub fn node_code(&self) -> &str {
+        &self.config.node.code
+    }
+}
+
+/// Stamps a new store with the schema version; refuses a store written by a newer release.
+fn check_schema(store: &dyn Store) -> Result<(), OpenError> {
+    let key = b"meta/schema_version";
+    match store.get(key)? {
+        None => {
+            store.apply(&[(key.to_vec(), Some(SCHEMA_VERSION.to_string().into_bytes()))])?;
+            store.flush()?;
+            Ok(())
+        }
+        Some(value) => {
+            let found: u32 = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| OpenError::Schema("meta/schema_version is corrupt".into()))?;
+            if found > SCHEMA_VERSION {
+                return Err(OpenError::Schema(format!(
+                    "the store has schema version {found}, newer than this release understands ({SCHEMA_VERSION}): \
+                     run a newer ecovol, or restore a backup made by this release"
+                )));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The group committer: the node's single writer.
+//!
+//! Every mutating use-case runs as a job on one committer thread. The thread takes the first waiting job and then
+//! every job already queued (up to `group_commit_max`), runs each against the store (each job's writes applied as one
+//! atomic batch, so the next job reads them), flushes **once** for the whole group, and only then answers every
+//! caller. So:
+//! - nothing is acknowledged before it is durable (the flush precedes every reply);
+//! - concurrent writers share flushes (one flusher, many waiters), which is what makes durable writes fast;
+//! - jobs are serialised, so read-check-write rules (capacity, uniqueness, versions) need no locks;
+//! - a job's audit entry is part of the job's own batch: the change and its audit record are atomic.
+//!
+//! sled's `flush_async` stalls when called from many tasks at once; here only the committer thread ever flushes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::{self, AuditContext};
+use crate::error::DomainError;
+use crate::store::{self, Store, StoreError, Write};
+
+/// Called once the group a job belonged to was flushed (or failed to be).
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A use-case closure bound to its reply channel.
+type Job = Box<dyn FnOnce(&mut Txn<'_>) -> Completion + Send>;
+
+enum Message {
+    Job(Job),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Counters of the committer, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Jobs run (committed or refused).
+    pub jobs: AtomicU64,
+    /// Flushes made; `jobs / flushes` is the mean group size.
+    pub flushes: AtomicU64,
+    /// Total time spent in flush, microseconds.
+    pub flush_micros: AtomicU64,
+}
+
+/// Handle to the committer thread. Cheap to share behind an `Arc`.
+pub struct Committer {
+    sender: mpsc::Sender<Message>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<CommitStats>,
+}
+
+impl Committer {
+    /// Starts the committer thread over `store`. `queue_max` bounds the jobs waiting (back-pressure on callers);
+    /// `group_max` bounds the jobs sharing one flush.
+    pub fn start(store: Arc<dyn Store>, queue_max: usize, group_max: usize) -> Self {
+        let (sender, receiver) = mpsc::channel(queue_max.max(1));
+        let stats = Arc::new(CommitStats::default());
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("ecovol-committer".into())
+            .spawn(move || run(store, receiver, group_max.max(1), thread_stats))
+            .ok();
+        Self {
+            sender,
+            thread: std::sync::Mutex::new(thread),
+            stats,
+        }
+    }
+
+    pub fn stats(&self) -> &CommitStats {
+        &self.stats
+    }
+
+    /// Runs `use_case` as one atomic, durable, audited write and returns its result once it is durable.
+    ///
+    /// If `use_case` fails, none of its writes are kept, but the audit entry of the refusal is.
+    pub async fn write<T, F>(&self, audit: AuditContext, use_case: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Txn<'_>) -> Result<T, DomainError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, DomainError>>();
+        let job: Job = Box::new(move |txn: &mut Txn<'_>| -> Completion {
+            if let Some(error) = txn.refused.take() {
+                return Box::new(move |_| {
+                    let _ = reply.send(Err(error.into()));
+                });
+            }
+            txn.target = audit.target.clone();
+            let result = use_case(txn);
+            if result.is_err() {
+                txn.writes.clear();
+            }
+            if let Err(error) = audit::append(txn, &audit, result.as_ref().err()) {
+                // Without its audit entry a change may not be kept (MLPS: every change audited).
+                txn.writes.clear();
+                return Box::new(move |_| {
+                    let _ = reply.send(Err(error));
+                });
+            }
+            Box::new(move |durable: Result<(), StoreError>| {
+                let _ = reply.send(durable.map_err(DomainError::from).and(result));
+            })
+        });
+        self.sender
+            .send(Message::Job(job))
+            .await
+            .map_err(|_| DomainError::Unavailable("the node is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| DomainError::Unavailable("the node is shutting down".into()))?
+    }
+
+    /// Finishes the queued jobs, flushes, and stops the thread. Later writes are refused with Unavailable.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.sender.send(Message::Stop(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+        let handle = self.thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn run(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Message>,
+    group_max: usize,
+    stats: Arc<CommitStats>,
+) {
+    let mut clock = MonotonicClock::default();
+    // Set when a flush failed: writes are refused until a flush succeeds again.
+    let mut failed: Option<StoreError> = None;
+    while let Some(first) = receiver.blocking_recv() {
+        if failed.is_some() {
+            // Try again: space may have come back.
+            failed = store.flush().err();
+        }
+        let mut pending: Vec<Completion> = Vec::new();
+        let mut stop = None;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Stop(done) => {
+                    stop = Some(done);
+                    break;
+                }
+                Message::Job(job) => {
+                    stats.jobs.fetch_add(1, Ordering::Relaxed);
+                    let mut txn = Txn::new(&*store, clock.now());
+                    txn.refused = failed.clone();
+                    let completion = job(&mut txn);
+                    let writes: Vec<Write> = txn.writes.into_iter().collect();
+                    if writes.is_empty() {
+                        pending.push(completion);
+                    } else {
+                        match store.apply(&writes) {
+                            Ok(()) => pending.push(completion),
+                            Err(error) => completion(Err(error)),
+                        }
+                    }
+                }
+            }
+            if pending.len() >= group_max {
+                break;
+            }
+            next = receiver.try_recv().ok();
+        }
+        if !pending.is_empty() {
+            let started = std::time::Instant::now();
+            let flushed = store.flush();
+            stats.flushes.fetch_add(1, Ordering::Relaxed);
+            stats
+                .flush_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            if let Err(error) = &flushed {
+                tracing::error!(%error, "store flush failed: refusing writes until it succeeds");
+                failed = Some(error.clone());
+            }
+            for completion in pending {
+                completion(flushed.clone());
+            }
+        }
+        if let Some(done) = stop {
+            if let Err(error) = store.flush() {
+                tracing::error!(%error, "final store flush failed");
+            }
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Wall-clock time that never goes backwards, so audit order is time order.
+#[derive(Default)]
+struct MonotonicClock {
+    last: Option<DateTime<Utc>>,
+}
+
+impl MonotonicClock {
+    fn now(&mut self) -> DateTime<Utc> {
+        let now = Utc::now();
+        let now = match self.last {
+            Some(last) if last > now => last,
+            _ => now,
+        };
+        self.last = Some(now);
+        now
+    }
+}
+
+/// One job's view of the store: reads see the store plus this job's own writes; writes are collected and applied
+/// as one atomic batch when the job returns.
+pub struct Txn<'a> {
+    store: &'a dyn Store,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    now: DateTime<Utc>,
+    refused: Option<StoreError>,
+    /// What the audit entry names as acted on; starts as the request's target, a use-case may refine it.
+    pub target: String,
+    /// Extra words for the audit entry (a reason the caller gave).
+    pub detail: String,
+}
+
+impl<'a> Txn<'a> {
+    fn new(store: &'a dyn Store, now: DateTime<Utc>) -> Self {
+        Self {
+            store,
+            writes: BTreeMap::new(),
+            now,
+            refused: None,
+            target: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    /// The time of this job's group: every record of the job carries it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// The store, for scans. Scans do not see this job's own writes.
+    pub fn store(&self) -> &dyn Store {
+        self.store
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get(key),
+        }
+    }
+
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.get(key.as_bytes())? {
+            Some(value) => store::decode(key.as_bytes(), &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_json<T: serde::Serialize>(&mut self, key: impl Into<Vec<u8>>, value: &T) {
+        self.writes.insert(key.into(), Some(store::encode(value)));
+    }
+
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.writes.insert(key.into(), Some(value.into()));
+    }
+
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.writes.insert(key.into(), None);
+    }
+
+    /// The next number of the named sequence (1, 2, 3, …), gap-free across committed jobs.
+    pub fn next_seq(&mut self, name: &str) -> Result<u64, StoreError> {
+        let key = format!("meta/seq/{name}");
+        let current = match self.get(key.as_bytes())? {
+            Some(value) => std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: key.clone(),
+                    message: "not a number".into(),
+                })?,
+            None => 0,
+        };
+        let next = current + 1;
+        self.put(key, next.to_string());
+        Ok(next)
+    }
+}

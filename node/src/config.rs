@@ -1,0 +1,407 @@
+//! Node configuration: one `Config` per node, from built-in defaults < a TOML file < `ECOVOL__SECTION__KEY`
+//! environment variables. Unknown keys are refused; `validate` names the key of every broken setting.
+//!
+//! Relative paths in the file are taken relative to the file's own folder, so a config and its data can move
+//! together.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::validate::{DivisionCode, DivisionLevel};
+
+/// A node's whole configuration. See `deploy/node.example.toml` for every key with its meaning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who this node is.
+    pub node: NodeSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub office: OfficeSection,
+    #[serde(default)]
+    pub audit: AuditSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[node]`: the office's identity in the federation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// GB/T 2260 division code of the office, e.g. "330106".
+    pub code: String,
+    /// province, city or county; must agree with the code.
+    pub level: Level,
+    /// Display name, e.g. "西湖区生态环境局".
+    pub name: String,
+}
+
+/// A node's level in the federation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Province,
+    City,
+    County,
+}
+
+/// `[store]`: where the data lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Folder of the sled database.
+    pub path: PathBuf,
+    /// The node key file (64 hex characters) that encrypts identity and phone numbers at rest.
+    /// Create it once with `ecovol admin keygen FILE`; back it up apart from the data.
+    pub key_file: PathBuf,
+    /// sled page cache, MiB.
+    pub cache_capacity_mb: u64,
+    /// Most writes sharing one flush (group commit).
+    pub group_commit_max: usize,
+    /// Most writes waiting for the committer before callers are held back.
+    pub queue_max: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data"),
+            key_file: PathBuf::from("node.key"),
+            cache_capacity_mb: 64,
+            group_commit_max: 1024,
+            queue_max: 8192,
+        }
+    }
+}
+
+/// `[office]`: the API for office clients (CLI, web console, any gRPC client).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfficeSection {
+    /// Address to listen on, e.g. "127.0.0.1:7070" or "0.0.0.0:7070".
+    pub listen: String,
+    /// TLS for office clients; without it the port speaks plain HTTP/2, which is only allowed on loopback.
+    pub tls: Option<TlsSection>,
+    /// A request still running after this long is cancelled with DeadlineExceeded.
+    pub request_timeout_ms: u64,
+    /// Largest request accepted, bytes; larger ones are refused with OutOfRange.
+    pub message_bytes_max: usize,
+    /// Most requests served at once per connection.
+    pub concurrency_per_connection_max: usize,
+}
+
+impl Default for OfficeSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7070".into(),
+            tls: None,
+            request_timeout_ms: 10_000,
+            message_bytes_max: 4 << 20,
+            concurrency_per_connection_max: 256,
+        }
+    }
+}
+
+/// `[office.tls]`: server certificate for office clients, and optionally a CA for client certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain of this node.
+    pub cert_file: PathBuf,
+    /// PEM private key of this node.
+    pub key_file: PathBuf,
+    /// PEM CA whose client certificates may authenticate (mapped to accounts by SHA-256); optional.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[audit]`: the audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Entries younger than this are never removed. MLPS level 3 asks for at least 180 days.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
+        }
+    }
+}
+
+/// `[limits]`: bounds on what one request may ask for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Items per page when the request does not say.
+    pub page_size_default: u32,
+    /// Most items per page; larger requests are lowered to this.
+    pub page_size_max: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            page_size_default: 50,
+            page_size_max: 500,
+        }
+    }
+}
+
+/// `[log]`: what the node writes to standard error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// "human" or "json".
+    pub format: LogFormat,
+    /// tracing filter, e.g. "info" or "ecovol_node=debug,info".
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot load configuration: {0}")]
+    Load(String),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+/// Minimum audit retention (MLPS level 3: at least six months).
+pub const AUDIT_RETENTION_DAYS_MIN: u32 = 180;
+
+impl Config {
+    /// Loads `path` (if given) and the `ECOVOL__…` environment, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As `load`, with the environment given (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with("ECOVOL__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("ECOVOL")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let mut config: Config = builder
+            .build()
+            .and_then(|built| built.try_deserialize())
+            .map_err(|error| ConfigError::Load(error.to_string()))?;
+        if let Some(base) = path.and_then(Path::parent) {
+            config.resolve_paths(base);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.store.path);
+        resolve(&mut self.store.key_file);
+        if let Some(tls) = &mut self.office.tls {
+            resolve(&mut tls.cert_file);
+            resolve(&mut tls.key_file);
+            if let Some(ca) = &mut tls.client_ca_file {
+                resolve(ca);
+            }
+        }
+    }
+
+    /// Checks every setting; the error lists each broken one by its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        match DivisionCode::parse(&self.node.code) {
+            Err(error) => problems.push(format!("node.code: {error}")),
+            Ok(code) => {
+                let expected = match code.level() {
+                    DivisionLevel::Province => Level::Province,
+                    DivisionLevel::City => Level::City,
+                    DivisionLevel::County => Level::County,
+                };
+                if expected != self.node.level {
+                    problems.push(format!(
+                        "node.level: {:?} does not match node.code {} (a {:?} code)",
+                        self.node.level, self.node.code, expected
+                    ));
+                }
+            }
+        }
+        if self.node.name.trim().is_empty() || self.node.name.chars().count() > 100 {
+            problems.push("node.name: must be 1 to 100 characters".into());
+        }
+        if self.store.cache_capacity_mb == 0 {
+            problems.push("store.cache_capacity_mb: must be at least 1".into());
+        }
+        if self.store.group_commit_max == 0 || self.store.group_commit_max > 100_000 {
+            problems.push("store.group_commit_max: must be between 1 and 100000".into());
+        }
+        if self.store.queue_max == 0 {
+            problems.push("store.queue_max: must be at least 1".into());
+        }
+        match self.office.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => problems.push(format!("office.listen: {:?} is not an address like 127.0.0.1:7070", self.office.listen)),
+            Ok(address) if self.office.tls.is_none() && !address.ip().is_loopback() => problems.push(
+                "office.tls: required when office.listen is not a loopback address (identity numbers travel on this port)"
+                    .into(),
+            ),
+            Ok(_) => {}
+        }
+        if self.office.request_timeout_ms == 0 {
+            problems.push("office.request_timeout_ms: must be at least 1".into());
+        }
+        if self.office.message_bytes_max < 1024 || self.office.message_bytes_max > 64 << 20 {
+            problems.push("office.message_bytes_max: must be between 1024 and 67108864".into());
+        }
+        if self.office.concurrency_per_connection_max == 0 {
+            problems.push("office.concurrency_per_connection_max: must be at least 1".into());
+        }
+        if self.audit.retention_days < AUDIT_RETENTION_DAYS_MIN {
+            problems.push(format!(
+                "audit.retention_days: must be at least {AUDIT_RETENTION_DAYS_MIN} (MLPS level 3 keeps audit records six months)"
+            ));
+        }
+        if self.limits.page_size_default == 0
+            || self.limits.page_size_default > self.limits.page_size_max
+        {
+            problems.push(
+                "limits.page_size_default: must be between 1 and limits.page_size_max".into(),
+            );
+        }
+        if self.limits.page_size_max == 0 || self.limits.page_size_max > 10_000 {
+            problems.push("limits.page_size_max: must be between 1 and 10000".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The node's division code (validated at load).
+    pub fn division_code(&self) -> DivisionCode {
+        DivisionCode::parse(&self.node.code).unwrap_or_else(|_| unreachable!("validated at load"))
+    }
+
+    pub fn page_limits(&self) -> crate::page::PageLimits {
+        crate::page::PageLimits {
+            size_default: self.limits.page_size_default as usize,
+            size_max: self.limits.page_size_max as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        Config::load_with_env(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    const MINIMAL: &str = "[node]\ncode = \"330106\"\nlevel = \"county\"\nname = \"西湖区\"\n";
+
+    #[test]
+    fn a_minimal_file_gets_laptop_defaults_and_paths_beside_it() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert_eq!(config.office.listen, "127.0.0.1:7070");
+        assert!(config.store.path.ends_with("data") && config.store.path.is_absolute());
+        assert_eq!(config.audit.retention_days, 365);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = load(
+            MINIMAL,
+            &[
+                ("ECOVOL__OFFICE__LISTEN", "127.0.0.1:9999"),
+                ("ECOVOL__LIMITS__PAGE_SIZE_MAX", "20"),
+                ("ECOVOL__LIMITS__PAGE_SIZE_DEFAULT", "10"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.office.listen, "127.0.0.1:9999");
+        assert_eq!(config.limits.page_size_max, 20);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_the_file_and_the_environment() {
+        let error = load(&format!("{MINIMAL}[store]\npaht = \"x\"\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("paht"), "{error}");
+        let error = load(MINIMAL, &[("ECOVOL__OFFICE__LISTNE", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listne"), "{error}");
+    }
+
+    #[test]
+    fn validation_names_every_broken_key() {
+        let text = "[node]\ncode = \"330100\"\nlevel = \"county\"\nname = \"\"\n[audit]\nretention_days = 30\n[office]\nlisten = \"0.0.0.0:7070\"\n";
+        let error = load(text, &[]).unwrap_err().to_string();
+        for key in [
+            "node.level",
+            "node.name",
+            "audit.retention_days",
+            "office.tls",
+        ] {
+            assert!(error.contains(key), "{key} missing in {error}");
+        }
+        let error = load(
+            "[node]\ncode = \"99\"\nlevel = \"county\"\nname = \"x\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("node.code"), "{error}");
+    }
+}

@@ -1,0 +1,203 @@
+//! Serving one node: `run` binds every service to a pre-bound listener and serves until `shutdown` resolves, then
+//! lets in-flight requests finish and flushes the store. Tests start nodes with it on `127.0.0.1:0`.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ecovol_proto::v1::{
+    account_service_server::AccountServiceServer, audit_service_server::AuditServiceServer,
+    node_service_server::NodeServiceServer, site_service_server::SiteServiceServer,
+    team_service_server::TeamServiceServer, volunteer_service_server::VolunteerServiceServer,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::app::App;
+use crate::audit::{self, AuditContext};
+use crate::auth::Caller;
+use crate::config::Config;
+use crate::service::{
+    account::AccountApi, audit::AuditApi, node::NodeApi, site::SiteApi, team::TeamApi,
+    volunteer::VolunteerApi,
+};
+
+/// Loads the config at `path`, starts logging, binds the office port and serves until SIGTERM or Ctrl-C.
+pub async fn serve(path: &Path, json_logs: bool) -> anyhow::Result<()> {
+    let config = Config::load(Some(path))?;
+    crate::telemetry::init(&config.log, json_logs);
+    let listener = TcpListener::bind(&config.office.listen)
+        .await
+        .with_context(|| format!("cannot listen on office.listen = {}", config.office.listen))?;
+    run(config, listener, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Serves the node on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let tls = match &config.office.tls {
+        Some(tls) => {
+            let cert = std::fs::read(&tls.cert_file)
+                .with_context(|| format!("office.tls.cert_file {}", tls.cert_file.display()))?;
+            let key = std::fs::read(&tls.key_file)
+                .with_context(|| format!("office.tls.key_file {}", tls.key_file.display()))?;
+            let mut server_tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+            if let Some(ca) = &tls.client_ca_file {
+                let ca = std::fs::read(ca)
+                    .with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
+                server_tls = server_tls
+                    .client_ca_root(Certificate::from_pem(ca))
+                    .client_auth_optional(true);
+            }
+            Some(server_tls)
+        }
+        None => None,
+    };
+    let app = App::open(config).context("cannot open the node")?;
+    let address = listener.local_addr().ok();
+    tracing::info!(
+        code = %app.config.node.code,
+        level = ?app.config.node.level,
+        name = %app.config.node.name,
+        address = ?address,
+        tls = tls.is_some(),
+        "node serving"
+    );
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<VolunteerServiceServer<VolunteerApi>>()
+        .await;
+    health_reporter
+        .set_serving::<TeamServiceServer<TeamApi>>()
+        .await;
+    health_reporter
+        .set_serving::<SiteServiceServer<SiteApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AccountServiceServer<AccountApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AuditServiceServer<AuditApi>>()
+        .await;
+    health_reporter
+        .set_serving::<NodeServiceServer<NodeApi>>()
+        .await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ecovol_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ecovol_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let limit = app.config.office.message_bytes_max;
+    let mut builder = Server::builder()
+        .timeout(Duration::from_millis(app.config.office.request_timeout_ms))
+        .concurrency_limit_per_connection(app.config.office.concurrency_per_connection_max)
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .context("office TLS configuration")?;
+    }
+    let router = builder
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            VolunteerServiceServer::new(VolunteerApi { app: app.clone() })
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            TeamServiceServer::new(TeamApi { app: app.clone() }).max_decoding_message_size(limit),
+        )
+        .add_service(
+            SiteServiceServer::new(SiteApi { app: app.clone() }).max_decoding_message_size(limit),
+        )
+        .add_service(
+            AccountServiceServer::new(AccountApi { app: app.clone() })
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            AuditServiceServer::new(AuditApi { app: app.clone() }).max_decoding_message_size(limit),
+        )
+        .add_service(
+            NodeServiceServer::new(NodeApi { app: app.clone() }).max_decoding_message_size(limit),
+        );
+
+    let sweeper = tokio::spawn(retention_sweeps(app.clone()));
+    let served = router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    sweeper.abort();
+    health_reporter
+        .set_not_serving::<VolunteerServiceServer<VolunteerApi>>()
+        .await;
+    // In-flight requests have finished (graceful shutdown); flush and stop the committer.
+    app.committer.stop().await;
+    tracing::info!(code = %app.config.node.code, "node stopped; store flushed");
+    served.context("serving")
+}
+
+/// Removes audit entries older than the configured retention, hourly, in bounded batches; each sweep that removes
+/// anything leaves its own audit entry.
+async fn retention_sweeps(app: Arc<App>) {
+    let retention = chrono::Duration::days(i64::from(app.config.audit.retention_days));
+    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        ticker.tick().await;
+        let cutoff = chrono::Utc::now() - retention;
+        let context = AuditContext::new(
+            &Caller::system("retention"),
+            "Audit/RetentionSweep",
+            "audit trail",
+        );
+        let result = app
+            .committer
+            .write(context, move |txn| {
+                let removed = audit::prune_before(txn, cutoff, 10_000)?;
+                txn.detail = format!("removed {removed} entries older than {cutoff}");
+                if removed == 0 {
+                    return Err(crate::error::DomainError::FailedPrecondition(
+                        "nothing to remove".into(),
+                    ));
+                }
+                Ok(removed)
+            })
+            .await;
+        if let Ok(removed) = result {
+            tracing::info!(removed, "audit retention sweep");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `ecovol.v1.NodeService`: who this node is.
+
+use std::sync::Arc;
+
+use ecovol_proto::v1 as pb;
+use ecovol_proto::v1::node_service_server::NodeService;
+use tonic::{Request, Response, Status};
+
+use super::caller;
+use crate::app::{App, SCHEMA_VERSION};
+use crate::config::Level;
+use crate::wire;
+
+pub struct NodeApi {
+    pub app: Arc<App>,
+}
+
+#[tonic::async_trait]
+impl NodeService for NodeApi {
+    async fn get_node_info(
+        &self,
+        request: Request<pb::GetNodeInfoRequest>,
+    ) -> Result<Response<pb::GetNodeInfoResponse>, Status> {
+        caller(&self.app, &request)?;
+        let node = &self.app.config.node;
+        Ok(Response::new(pb::GetNodeInfoResponse {
+            division_code: node.code.clone(),
+            level: match node.level {
+                Level::Province => pb::Level::Province,
+                Level::City => pb::Level::City,
+                Level::County => pb::Level::County,
+            } as i32,
+            display_name: node.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: Some(wire::timestamp(self.app.started_at)),
+            schema_version: SCHEMA_VERSION,
+        }))
+    }
+}
