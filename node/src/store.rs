@@ -64,25 +64,39 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the store in `path`. Fails clearly if another process holds it.
+    ///
+    /// sled releases its directory lock only when its background flusher lets go of the database, a moment after
+    /// the last handle is dropped; a lock conflict is therefore retried for up to `LOCK_WAIT` before it is reported.
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_capacity_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|error| match error {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => StoreError::Io(format!(
-                    "{} is in use by another process (is the node running? stop it, or use --node to talk to it)",
-                    path.display()
-                )),
-                sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Io(format!(
-                    "{} is in use by another process (is the node running? stop it, or use --node to talk to it): {io}",
-                    path.display()
-                )),
-                other => StoreError::Io(format!("cannot open store at {}: {other}", path.display())),
-            })?;
-        Ok(Self { db })
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_capacity_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+            {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(io)) if is_lock_conflict(&io) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Io(format!(
+                            "{} is in use by another process (is the node running? stop it, or use --node to talk to it)",
+                            path.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(other) => return Err(StoreError::Io(format!("cannot open store at {}: {other}", path.display()))),
+            }
+        }
     }
+}
+
+/// How long a store lock held by a just-closed handle is waited for.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn is_lock_conflict(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.to_string().contains("could not acquire lock")
 }
 
 fn sled_error(error: sled::Error) -> StoreError {

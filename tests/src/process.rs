@@ -1,0 +1,105 @@
+//! Real `ecovol` processes: started from the built binary, stopped with SIGKILL when a test wants a crash.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// Path of the `ecovol` binary, built once per test process (`cargo build -p ecovol-node --bin ecovol`).
+pub fn ecovol_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-q", "-p", "ecovol-node", "--bin", "ecovol"])
+                .status()
+                .map_err(|error| format!("cannot run cargo: {error}"))?;
+            if !status.success() {
+                return Err("cargo build of ecovol failed".into());
+            }
+            // target/debug/deps/<test> → target/debug/ecovol
+            let exe = std::env::current_exe().map_err(|error| error.to_string())?;
+            let debug = exe.parent().and_then(Path::parent).ok_or("no target dir")?;
+            let binary = debug.join("ecovol");
+            if binary.exists() { Ok(binary) } else { Err(format!("{} not found", binary.display())) }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// A node running as its own process.
+pub struct NodeProcess {
+    pub child: Child,
+    pub address: SocketAddr,
+}
+
+impl NodeProcess {
+    /// Starts `ecovol serve --config <config>` and waits until it accepts gRPC health checks.
+    pub async fn start(config: &Path, address: SocketAddr) -> anyhow::Result<NodeProcess> {
+        let child = Command::new(ecovol_binary()?)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning ecovol serve")?;
+        let mut process = NodeProcess { child, address };
+        process.wait_ready(Duration::from_secs(30)).await?;
+        Ok(process)
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("ecovol exited during start-up: {status}");
+            }
+            if let Ok(channel) =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))?.connect().await
+            {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                let asked = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+                if asked.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("ecovol did not become ready within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no final flush — a crash.
+    pub fn kill_hard(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound then released; fine for tests on one machine).
+pub fn free_address() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
