@@ -10,14 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.sort();
     let descriptors = protox::compile(&files, ["."])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("ecovol_descriptor.bin"),
-        prost::Message::encode_to_vec(&descriptors),
-    )?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(descriptors)?;
+    std::fs::write(out_dir.join("ecovol_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(descriptors)?;
     println!("cargo:rerun-if-changed=ecovol");
     Ok(())
 }

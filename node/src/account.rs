@@ -1,7 +1,6 @@
 //! Department accounts: created, listed and revoked by the operator — over gRPC on a running node, or directly on
 //! the store of a stopped node (how the first operator account comes to exist).
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ecovol_proto::v1 as pb;
@@ -84,17 +83,12 @@ impl TryFrom<pb::CreateAccountRequest> for CreateAccount {
         violations.text("name", &request.name, 100);
         let department = department_from_pb(request.department);
         if department.is_none() {
-            violations.add(
-                "department",
-                "is required: one of the departments of the guidance, or other",
-            );
+            violations.add("department", "is required: one of the departments of the guidance, or other");
         }
         let mut roles = Vec::new();
         for (index, value) in request.roles.iter().enumerate() {
             match role_from_pb(*value) {
-                Some(role) if roles.contains(&role) => {
-                    violations.add(format!("roles[{index}]"), "is listed twice")
-                }
+                Some(role) if roles.contains(&role) => violations.add(format!("roles[{index}]"), "is listed twice"),
                 Some(role) => roles.push(role),
                 None => violations.add(format!("roles[{index}]"), "is not a known role"),
             }
@@ -104,42 +98,24 @@ impl TryFrom<pb::CreateAccountRequest> for CreateAccount {
         }
         // MLPS: the administrator and the auditor are separate people; neither also works the registry.
         if roles.contains(&Role::Operator) && roles.len() > 1 {
-            violations.add(
-                "roles",
-                "the operator role cannot be combined with other roles (separation of duties)",
-            );
+            violations.add("roles", "the operator role cannot be combined with other roles (separation of duties)");
         }
         if roles.contains(&Role::Auditor) && roles.len() > 1 {
-            violations.add(
-                "roles",
-                "the auditor role cannot be combined with other roles (separation of duties)",
-            );
+            violations.add("roles", "the auditor role cannot be combined with other roles (separation of duties)");
         }
         let team_id = (!request.team_id.is_empty()).then(|| request.team_id.clone());
         if roles.contains(&Role::TeamManager) != team_id.is_some() {
-            violations.add(
-                "team_id",
-                "is required with the team manager role, and only with it",
-            );
+            violations.add("team_id", "is required with the team manager role, and only with it");
         }
         violations.optional_text("team_id", &request.team_id, 32);
-        let volunteer_number =
-            (!request.volunteer_number.is_empty()).then(|| request.volunteer_number.clone());
+        let volunteer_number = (!request.volunteer_number.is_empty()).then(|| request.volunteer_number.clone());
         if roles.contains(&Role::Volunteer) != volunteer_number.is_some() {
-            violations.add(
-                "volunteer_number",
-                "is required with the volunteer role, and only with it",
-            );
+            violations.add("volunteer_number", "is required with the volunteer role, and only with it");
         }
         violations.optional_text("volunteer_number", &request.volunteer_number, 32);
         let certificate = request.client_cert_sha256.to_ascii_lowercase();
-        if !certificate.is_empty()
-            && (certificate.len() != 64 || hex::decode(&certificate).is_err())
-        {
-            violations.add(
-                "client_cert_sha256",
-                "must be 64 hex characters (SHA-256 of the DER certificate)",
-            );
+        if !certificate.is_empty() && (certificate.len() != 64 || hex::decode(&certificate).is_err()) {
+            violations.add("client_cert_sha256", "must be 64 hex characters (SHA-256 of the DER certificate)");
         }
         violations.into_result()?;
         Ok(Self {
@@ -197,10 +173,7 @@ pub fn create(
         created_at: txn.now(),
         revoked_at: None,
     };
-    txn.put(
-        auth::token_index_key(&account.token_sha256),
-        account_id.clone(),
-    );
+    txn.put(auth::token_index_key(&account.token_sha256), account_id.clone());
     if let Some(certificate) = &account.client_cert_sha256 {
         txn.put(auth::certificate_index_key(certificate), account_id.clone());
     }
@@ -218,19 +191,14 @@ pub fn revoke(
     if let Some(caller) = caller {
         caller.require_any(&[Role::Operator], "revoking an account")?;
         if caller.account_id == account_id {
-            return Err(DomainError::FailedPrecondition(
-                "an operator cannot revoke their own account".into(),
-            ));
+            return Err(DomainError::FailedPrecondition("an operator cannot revoke their own account".into()));
         }
     }
     txn.detail = reason;
-    let mut account: Account = txn
-        .get_json(&auth::account_key(account_id))?
-        .ok_or_else(|| DomainError::not_found("account", account_id))?;
+    let mut account: Account =
+        txn.get_json(&auth::account_key(account_id))?.ok_or_else(|| DomainError::not_found("account", account_id))?;
     if account.revoked_at.is_some() {
-        return Err(DomainError::FailedPrecondition(format!(
-            "account {account_id} is already revoked"
-        )));
+        return Err(DomainError::FailedPrecondition(format!("account {account_id} is already revoked")));
     }
     account.revoked_at = Some(txn.now());
     txn.delete(auth::token_index_key(&account.token_sha256));
@@ -251,41 +219,10 @@ pub fn list(
     if let Some(caller) = caller {
         caller.require_any(&[Role::Operator], "listing accounts")?;
     }
-    page.check_prefix(auth::ACCOUNT_PREFIX)?;
-    let mut items = Vec::new();
-    let mut last_key = None;
-    let mut more = false;
-    let mut failure = None;
-    store.scan(
-        auth::ACCOUNT_PREFIX.as_bytes(),
-        page.after.as_deref(),
-        &mut |key, value| {
-            match store::decode::<Account>(key, value) {
-                Ok(account) if include_revoked || account.revoked_at.is_none() => {
-                    if items.len() == page.size {
-                        more = true;
-                        return ControlFlow::Break(());
-                    }
-                    items.push(account);
-                    last_key = Some(key.to_vec());
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    failure = Some(error);
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        },
-    )?;
-    if let Some(error) = failure {
-        return Err(error.into());
-    }
-    Ok(Page::new(
-        items,
-        if more { last_key } else { None },
-        auth::ACCOUNT_PREFIX,
-    ))
+    crate::page::collect(store, auth::ACCOUNT_PREFIX, page, |key, value| {
+        let account = store::decode::<Account>(key, value)?;
+        Ok((include_revoked || account.revoked_at.is_none()).then_some(account))
+    })
 }
 
 pub fn to_pb(account: &Account) -> pb::Account {
@@ -293,11 +230,7 @@ pub fn to_pb(account: &Account) -> pb::Account {
         account_id: account.account_id.clone(),
         name: account.name.clone(),
         department: department_to_pb(account.department) as i32,
-        roles: account
-            .roles
-            .iter()
-            .map(|role| role_to_pb(*role) as i32)
-            .collect(),
+        roles: account.roles.iter().map(|role| role_to_pb(*role) as i32).collect(),
         team_id: account.team_id.clone().unwrap_or_default(),
         volunteer_number: account.volunteer_number.clone().unwrap_or_default(),
         client_cert_sha256: account.client_cert_sha256.clone().unwrap_or_default(),
@@ -325,10 +258,8 @@ pub mod offline {
         target: String,
         job: impl FnOnce(&mut Txn<'_>) -> Result<T, DomainError> + Send + 'static,
     ) -> Result<T, DomainError> {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(
-            &config.store.path,
-            config.store.cache_capacity_mb << 20,
-        )?);
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(&config.store.path, config.store.cache_capacity_mb << 20)?);
         let committer = Committer::start(store, 16, 16);
         let context = AuditContext::new(&console("offline"), operation, target);
         let result = committer.write(context, job).await;
@@ -337,25 +268,13 @@ pub mod offline {
     }
 
     /// Creates an account on a stopped node; returns it with its token.
-    pub async fn create(
-        config: &Config,
-        command: CreateAccount,
-    ) -> Result<(Account, String), DomainError> {
-        with_store(
-            config,
-            "AccountService/CreateAccount",
-            String::new(),
-            move |txn| super::create(txn, None, command),
-        )
-        .await
+    pub async fn create(config: &Config, command: CreateAccount) -> Result<(Account, String), DomainError> {
+        with_store(config, "AccountService/CreateAccount", String::new(), move |txn| super::create(txn, None, command))
+            .await
     }
 
     /// Revokes an account on a stopped node.
-    pub async fn revoke(
-        config: &Config,
-        account_id: String,
-        reason: String,
-    ) -> Result<Account, DomainError> {
+    pub async fn revoke(config: &Config, account_id: String, reason: String) -> Result<Account, DomainError> {
         let target = account_id.clone();
         with_store(config, "AccountService/RevokeAccount", target, move |txn| {
             super::revoke(txn, None, &account_id, reason)
@@ -366,10 +285,7 @@ pub mod offline {
     /// Lists every account of a stopped node.
     pub fn list(config: &Config, include_revoked: bool) -> Result<Vec<Account>, DomainError> {
         let store = SledStore::open(&config.store.path, config.store.cache_capacity_mb << 20)?;
-        let page = PageRequest {
-            size: usize::MAX,
-            after: None,
-        };
+        let page = PageRequest { size: usize::MAX, after: None };
         Ok(super::list(&store, None, include_revoked, &page)?.items)
     }
 }

@@ -37,23 +37,11 @@ impl App {
     /// Opens the store and the key named in `config`, and starts the committer.
     pub fn open(config: Config) -> Result<Arc<App>, OpenError> {
         let keys = NodeKeys::load(&config.store.key_file)?;
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(
-            &config.store.path,
-            config.store.cache_capacity_mb << 20,
-        )?);
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(&config.store.path, config.store.cache_capacity_mb << 20)?);
         check_schema(&*store)?;
-        let committer = Committer::start(
-            store.clone(),
-            config.store.queue_max,
-            config.store.group_commit_max,
-        );
-        Ok(Arc::new(App {
-            config,
-            store,
-            committer,
-            keys,
-            started_at: Utc::now(),
-        }))
+        let committer = Committer::start(store.clone(), config.store.queue_max, config.store.group_commit_max);
+        Ok(Arc::new(App { config, store, committer, keys, started_at: Utc::now() }))
     }
 
     pub fn node_code(&self) -> &str {

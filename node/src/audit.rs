@@ -31,14 +31,10 @@ impl Outcome {
     fn of(error: Option<&DomainError>) -> Self {
         match error {
             None => Outcome::Ok,
-            Some(DomainError::PermissionDenied(_) | DomainError::Unauthenticated(_)) => {
-                Outcome::Denied
-            }
+            Some(DomainError::PermissionDenied(_) | DomainError::Unauthenticated(_)) => Outcome::Denied,
             Some(DomainError::Invalid(_)) => Outcome::Invalid,
             Some(DomainError::NotFound { .. }) => Outcome::NotFound,
-            Some(DomainError::AlreadyExists { .. } | DomainError::FailedPrecondition(_)) => {
-                Outcome::Conflict
-            }
+            Some(DomainError::AlreadyExists { .. } | DomainError::FailedPrecondition(_)) => Outcome::Conflict,
             Some(DomainError::Unavailable(_) | DomainError::Internal(_)) => Outcome::Failed,
         }
     }
@@ -71,11 +67,7 @@ pub struct AuditContext {
 
 impl AuditContext {
     pub fn new(caller: &Caller, operation: &'static str, target: impl Into<String>) -> Self {
-        Self {
-            caller: caller.clone(),
-            operation,
-            target: target.into(),
-        }
+        Self { caller: caller.clone(), operation, target: target.into() }
     }
 }
 
@@ -84,10 +76,7 @@ fn entry_key(sequence: u64) -> String {
 }
 
 fn time_key(time: DateTime<Utc>, sequence: u64) -> String {
-    format!(
-        "audit/t/{:016}/{sequence:020}",
-        time.timestamp_millis().max(0)
-    )
+    format!("audit/t/{:016}/{sequence:020}", time.timestamp_millis().max(0))
 }
 
 fn account_key(account_id: &str, sequence: u64) -> String {
@@ -95,11 +84,7 @@ fn account_key(account_id: &str, sequence: u64) -> String {
 }
 
 /// Appends the audit entry of the job running in `txn`; `error` is how it failed, if it did.
-pub fn append(
-    txn: &mut Txn<'_>,
-    context: &AuditContext,
-    error: Option<&DomainError>,
-) -> Result<(), DomainError> {
+pub fn append(txn: &mut Txn<'_>, context: &AuditContext, error: Option<&DomainError>) -> Result<(), DomainError> {
     let sequence = txn.next_seq("audit")?;
     let detail = match error {
         Some(error) => error.to_string(),
@@ -118,10 +103,7 @@ pub fn append(
         request_id: context.caller.request_id.clone(),
     };
     txn.put(time_key(entry.time, sequence), sequence.to_string());
-    txn.put(
-        account_key(&entry.account_id, sequence),
-        sequence.to_string(),
-    );
+    txn.put(account_key(&entry.account_id, sequence), sequence.to_string());
     txn.put_json(entry_key(sequence), &entry);
     Ok(())
 }
@@ -135,17 +117,11 @@ pub struct AuditQuery {
 }
 
 /// Lists entries in sequence order (which is time order: the committer's clock never goes back).
-pub fn list(
-    store: &dyn Store,
-    query: &AuditQuery,
-    page: &PageRequest,
-) -> Result<Page<AuditEntry>, DomainError> {
+pub fn list(store: &dyn Store, query: &AuditQuery, page: &PageRequest) -> Result<Page<AuditEntry>, DomainError> {
     let (prefix, start_key) = match &query.account_id {
         Some(account) => (format!("audit/a/{account}/"), None),
         None => {
-            let start = query
-                .start
-                .map(|time| format!("audit/t/{:016}/", time.timestamp_millis().max(0)));
+            let start = query.start.map(|time| format!("audit/t/{:016}/", time.timestamp_millis().max(0)));
             ("audit/t/".to_string(), start)
         }
     };
@@ -163,14 +139,9 @@ pub fn list(
     });
     store.scan(prefix.as_bytes(), resume.as_deref(), &mut |key, value| {
         let result = (|| -> Result<Option<AuditEntry>, DomainError> {
-            let sequence: u64 = std::str::from_utf8(value)
-                .ok()
-                .and_then(|text| text.parse().ok())
-                .ok_or_else(|| {
-                    DomainError::Internal(format!(
-                        "corrupt audit index {}",
-                        String::from_utf8_lossy(key)
-                    ))
+            let sequence: u64 =
+                std::str::from_utf8(value).ok().and_then(|text| text.parse().ok()).ok_or_else(|| {
+                    DomainError::Internal(format!("corrupt audit index {}", String::from_utf8_lossy(key)))
                 })?;
             let entry: AuditEntry = store::get_json(store, entry_key(sequence).as_bytes())?
                 .ok_or_else(|| DomainError::Internal(format!("audit entry {sequence} missing")))?;
@@ -202,30 +173,30 @@ pub fn list(
     if let Some(error) = failure {
         return Err(error);
     }
-    Ok(Page::new(
-        entries,
-        if more { last_key } else { None },
-        &prefix,
-    ))
+    Ok(Page::new(entries, if more { last_key } else { None }))
+}
+
+/// True if any entry is older than `cutoff` (so a retention sweep has work to do).
+pub fn has_entries_before(store: &dyn Store, cutoff: DateTime<Utc>) -> Result<bool, DomainError> {
+    let end = format!("audit/t/{:016}/", cutoff.timestamp_millis().max(0));
+    let mut found = false;
+    store.scan(b"audit/t/", None, &mut |key, _| {
+        found = key < end.as_bytes();
+        ControlFlow::Break(())
+    })?;
+    Ok(found)
 }
 
 /// Removes entries older than `cutoff`, at most `limit` of them; returns how many were removed.
 /// Used only by the retention sweep, which runs as the system caller and is itself audited.
-pub fn prune_before(
-    txn: &mut Txn<'_>,
-    cutoff: DateTime<Utc>,
-    limit: usize,
-) -> Result<usize, DomainError> {
+pub fn prune_before(txn: &mut Txn<'_>, cutoff: DateTime<Utc>, limit: usize) -> Result<usize, DomainError> {
     let end = format!("audit/t/{:016}/", cutoff.timestamp_millis().max(0));
     let mut doomed: Vec<(Vec<u8>, u64)> = Vec::new();
     txn.store().scan(b"audit/t/", None, &mut |key, value| {
         if key >= end.as_bytes() || doomed.len() >= limit {
             return ControlFlow::Break(());
         }
-        if let Some(sequence) = std::str::from_utf8(value)
-            .ok()
-            .and_then(|text| text.parse::<u64>().ok())
-        {
+        if let Some(sequence) = std::str::from_utf8(value).ok().and_then(|text| text.parse::<u64>().ok()) {
             doomed.push((key.to_vec(), sequence));
         }
         ControlFlow::Continue(())

@@ -107,10 +107,7 @@ impl Caller {
             return Ok(());
         }
         let needed: Vec<&str> = roles.iter().map(|role| role.label()).collect();
-        Err(DomainError::denied(format!(
-            "{action} needs the role {}",
-            needed.join(" or ")
-        )))
+        Err(DomainError::denied(format!("{action} needs the role {}", needed.join(" or "))))
     }
 
     /// True if the caller is the manager of `team_id`.
@@ -150,16 +147,14 @@ pub fn authenticate(
         (None, Some(der)) => certificate_index_key(&crate::crypto::certificate_sha256(der)),
         (None, None) => {
             return Err(DomainError::Unauthenticated(
-                "no credentials: send `authorization: Bearer <token>` or a client certificate"
-                    .into(),
+                "no credentials: send `authorization: Bearer <token>` or a client certificate".into(),
             ));
         }
     };
     let unknown = || DomainError::Unauthenticated("unknown or revoked credentials".into());
     let account_id = store.get(index_key.as_bytes())?.ok_or_else(unknown)?;
     let account_id = String::from_utf8(account_id).map_err(|_| unknown())?;
-    let account: Account =
-        store::get_json(store, account_key(&account_id).as_bytes())?.ok_or_else(unknown)?;
+    let account: Account = store::get_json(store, account_key(&account_id).as_bytes())?.ok_or_else(unknown)?;
     if account.revoked_at.is_some() {
         return Err(unknown());
     }

@@ -62,11 +62,7 @@ impl Committer {
             .name("ecovol-committer".into())
             .spawn(move || run(store, receiver, group_max.max(1), thread_stats))
             .ok();
-        Self {
-            sender,
-            thread: std::sync::Mutex::new(thread),
-            stats,
-        }
+        Self { sender, thread: std::sync::Mutex::new(thread), stats }
     }
 
     pub fn stats(&self) -> &CommitStats {
@@ -108,9 +104,7 @@ impl Committer {
             .send(Message::Job(job))
             .await
             .map_err(|_| DomainError::Unavailable("the node is shutting down".into()))?;
-        answer
-            .await
-            .map_err(|_| DomainError::Unavailable("the node is shutting down".into()))?
+        answer.await.map_err(|_| DomainError::Unavailable("the node is shutting down".into()))?
     }
 
     /// Finishes the queued jobs, flushes, and stops the thread. Later writes are refused with Unavailable.
@@ -126,12 +120,7 @@ impl Committer {
     }
 }
 
-fn run(
-    store: Arc<dyn Store>,
-    mut receiver: mpsc::Receiver<Message>,
-    group_max: usize,
-    stats: Arc<CommitStats>,
-) {
+fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Message>, group_max: usize, stats: Arc<CommitStats>) {
     let mut clock = MonotonicClock::default();
     // Set when a flush failed: writes are refused until a flush succeeds again.
     let mut failed: Option<StoreError> = None;
@@ -174,9 +163,7 @@ fn run(
             let started = std::time::Instant::now();
             let flushed = store.flush();
             stats.flushes.fetch_add(1, Ordering::Relaxed);
-            stats
-                .flush_micros
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            stats.flush_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             if let Err(error) = &flushed {
                 tracing::error!(%error, "store flush failed: refusing writes until it succeeds");
                 failed = Some(error.clone());
@@ -228,14 +215,7 @@ pub struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     fn new(store: &'a dyn Store, now: DateTime<Utc>) -> Self {
-        Self {
-            store,
-            writes: BTreeMap::new(),
-            now,
-            refused: None,
-            target: String::new(),
-            detail: String::new(),
-        }
+        Self { store, writes: BTreeMap::new(), now, refused: None, target: String::new(), detail: String::new() }
     }
 
     /// The time of this job's group: every record of the job carries it.
@@ -255,10 +235,7 @@ impl<'a> Txn<'a> {
         }
     }
 
-    pub fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         match self.get(key.as_bytes())? {
             Some(value) => store::decode(key.as_bytes(), &value).map(Some),
             None => Ok(None),
@@ -284,10 +261,7 @@ impl<'a> Txn<'a> {
             Some(value) => std::str::from_utf8(&value)
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: key.clone(),
-                    message: "not a number".into(),
-                })?,
+                .ok_or_else(|| StoreError::Corrupt { key: key.clone(), message: "not a number".into() })?,
             None => 0,
         };
         let next = current + 1;

@@ -92,6 +92,8 @@ pub struct OfficeSection {
     pub message_bytes_max: usize,
     /// Most requests served at once per connection.
     pub concurrency_per_connection_max: usize,
+    /// On SIGTERM, how long in-flight requests may take to finish before the remaining connections are closed.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for OfficeSection {
@@ -102,6 +104,7 @@ impl Default for OfficeSection {
             request_timeout_ms: 10_000,
             message_bytes_max: 4 << 20,
             concurrency_per_connection_max: 256,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -129,9 +132,7 @@ pub struct AuditSection {
 
 impl Default for AuditSection {
     fn default() -> Self {
-        Self {
-            retention_days: 365,
-        }
+        Self { retention_days: 365 }
     }
 }
 
@@ -147,10 +148,7 @@ pub struct LimitsSection {
 
 impl Default for LimitsSection {
     fn default() -> Self {
-        Self {
-            page_size_default: 50,
-            page_size_max: 500,
-        }
+        Self { page_size_default: 50, page_size_max: 500 }
     }
 }
 
@@ -166,10 +164,7 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            filter: "info".into(),
-        }
+        Self { format: LogFormat::Human, filter: "info".into() }
     }
 }
 
@@ -205,16 +200,9 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = path {
-            builder = builder.add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
         }
-        let env: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(key, _)| key.starts_with("ECOVOL__"))
-            .collect();
+        let env: config::Map<String, String> = env.into_iter().filter(|(key, _)| key.starts_with("ECOVOL__")).collect();
         builder = builder.add_source(
             config::Environment::with_prefix("ECOVOL")
                 .prefix_separator("__")
@@ -295,6 +283,9 @@ impl Config {
         if self.office.message_bytes_max < 1024 || self.office.message_bytes_max > 64 << 20 {
             problems.push("office.message_bytes_max: must be between 1024 and 67108864".into());
         }
+        if self.office.shutdown_grace_ms > 600_000 {
+            problems.push("office.shutdown_grace_ms: must be at most 600000 (ten minutes)".into());
+        }
         if self.office.concurrency_per_connection_max == 0 {
             problems.push("office.concurrency_per_connection_max: must be at least 1".into());
         }
@@ -303,21 +294,13 @@ impl Config {
                 "audit.retention_days: must be at least {AUDIT_RETENTION_DAYS_MIN} (MLPS level 3 keeps audit records six months)"
             ));
         }
-        if self.limits.page_size_default == 0
-            || self.limits.page_size_default > self.limits.page_size_max
-        {
-            problems.push(
-                "limits.page_size_default: must be between 1 and limits.page_size_max".into(),
-            );
+        if self.limits.page_size_default == 0 || self.limits.page_size_default > self.limits.page_size_max {
+            problems.push("limits.page_size_default: must be between 1 and limits.page_size_max".into());
         }
         if self.limits.page_size_max == 0 || self.limits.page_size_max > 10_000 {
             problems.push("limits.page_size_max: must be between 1 and 10000".into());
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 
     /// The node's division code (validated at load).
@@ -341,10 +324,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
         std::fs::write(&path, toml_text).unwrap();
-        Config::load_with_env(
-            Some(&path),
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        )
+        Config::load_with_env(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
     const MINIMAL: &str = "[node]\ncode = \"330106\"\nlevel = \"county\"\nname = \"西湖区\"\n";
@@ -374,13 +354,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_in_the_file_and_the_environment() {
-        let error = load(&format!("{MINIMAL}[store]\npaht = \"x\"\n"), &[])
-            .unwrap_err()
-            .to_string();
+        let error = load(&format!("{MINIMAL}[store]\npaht = \"x\"\n"), &[]).unwrap_err().to_string();
         assert!(error.contains("paht"), "{error}");
-        let error = load(MINIMAL, &[("ECOVOL__OFFICE__LISTNE", "x")])
-            .unwrap_err()
-            .to_string();
+        let error = load(MINIMAL, &[("ECOVOL__OFFICE__LISTNE", "x")]).unwrap_err().to_string();
         assert!(error.contains("listne"), "{error}");
     }
 
@@ -388,20 +364,10 @@ mod tests {
     fn validation_names_every_broken_key() {
         let text = "[node]\ncode = \"330100\"\nlevel = \"county\"\nname = \"\"\n[audit]\nretention_days = 30\n[office]\nlisten = \"0.0.0.0:7070\"\n";
         let error = load(text, &[]).unwrap_err().to_string();
-        for key in [
-            "node.level",
-            "node.name",
-            "audit.retention_days",
-            "office.tls",
-        ] {
+        for key in ["node.level", "node.name", "audit.retention_days", "office.tls"] {
             assert!(error.contains(key), "{key} missing in {error}");
         }
-        let error = load(
-            "[node]\ncode = \"99\"\nlevel = \"county\"\nname = \"x\"\n",
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
+        let error = load("[node]\ncode = \"99\"\nlevel = \"county\"\nname = \"x\"\n", &[]).unwrap_err().to_string();
         assert!(error.contains("node.code"), "{error}");
     }
 }

@@ -35,23 +35,12 @@ const KEY_BYTES: usize = 32;
 impl NodeKeys {
     /// Loads the key file (64 hex characters).
     pub fn load(path: &Path) -> Result<Self, CryptoError> {
-        let fail = |message: String| CryptoError::KeyFile {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            fail(format!(
-                "{error} (create one with `ecovol admin keygen {}`)",
-                path.display()
-            ))
-        })?;
-        let bytes =
-            hex::decode(text.trim()).map_err(|_| fail("must hold 64 hex characters".into()))?;
+        let fail = |message: String| CryptoError::KeyFile { path: path.display().to_string(), message };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| fail(format!("{error} (create one with `ecovol admin keygen {}`)", path.display())))?;
+        let bytes = hex::decode(text.trim()).map_err(|_| fail("must hold 64 hex characters".into()))?;
         if bytes.len() != KEY_BYTES {
-            return Err(fail(format!(
-                "must hold {KEY_BYTES} bytes (64 hex characters), got {}",
-                bytes.len()
-            )));
+            return Err(fail(format!("must hold {KEY_BYTES} bytes (64 hex characters), got {}", bytes.len())));
         }
         Ok(Self::from_bytes(&bytes))
     }
@@ -81,27 +70,17 @@ impl NodeKeys {
 
     /// Writes a new random key file readable by its owner only. Refuses to overwrite an existing file.
     pub fn generate_file(path: &Path) -> Result<(), CryptoError> {
-        let fail = |message: String| CryptoError::KeyFile {
-            path: path.display().to_string(),
-            message,
-        };
+        let fail = |message: String| CryptoError::KeyFile { path: path.display().to_string(), message };
         let mut bytes = [0u8; KEY_BYTES];
-        rand::SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| fail("no system randomness".into()))?;
-        if let Some(parent) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
+        rand::SystemRandom::new().fill(&mut bytes).map_err(|_| fail("no system randomness".into()))?;
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|error| fail(error.to_string()))?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(path)
-            .map_err(|error| fail(error.to_string()))?;
+        let mut file = options.open(path).map_err(|error| fail(error.to_string()))?;
         writeln!(file, "{}", hex::encode(bytes)).map_err(|error| fail(error.to_string()))?;
         file.sync_all().map_err(|error| fail(error.to_string()))
     }
@@ -129,9 +108,7 @@ impl NodeKeys {
 
     /// Decrypts a value made by `seal` with the same purpose.
     pub fn open(&self, purpose: &str, sealed: &str) -> Result<String, CryptoError> {
-        let bytes = STANDARD_NO_PAD
-            .decode(sealed)
-            .map_err(|_| CryptoError::Open)?;
+        let bytes = STANDARD_NO_PAD.decode(sealed).map_err(|_| CryptoError::Open)?;
         if bytes.len() < aead::NONCE_LEN + aead::AES_256_GCM.tag_len() {
             return Err(CryptoError::Open);
         }
@@ -147,10 +124,7 @@ impl NodeKeys {
 
     /// Keyed hash of an identity number, for uniqueness and lookup (hex).
     pub fn identity_lookup_key(&self, identity_number: &str) -> String {
-        hex::encode(hmac::sign(
-            &self.identity_lookup,
-            identity_number.as_bytes(),
-        ))
+        hex::encode(hmac::sign(&self.identity_lookup, identity_number.as_bytes()))
     }
 
     /// Keyed hash of a phone number, for search by phone (hex).
@@ -187,16 +161,9 @@ mod tests {
         let keys = NodeKeys::from_bytes(&[7u8; 32]);
         let sealed = keys.seal("identity_number", "11010519491231002X");
         assert!(!sealed.contains("11010519491231002X"));
-        assert_eq!(
-            keys.open("identity_number", &sealed).unwrap(),
-            "11010519491231002X"
-        );
+        assert_eq!(keys.open("identity_number", &sealed).unwrap(), "11010519491231002X");
         assert!(keys.open("phone", &sealed).is_err());
-        assert!(
-            NodeKeys::from_bytes(&[8u8; 32])
-                .open("identity_number", &sealed)
-                .is_err()
-        );
+        assert!(NodeKeys::from_bytes(&[8u8; 32]).open("identity_number", &sealed).is_err());
         assert!(keys.open("identity_number", "not base64!").is_err());
         assert!(keys.open("identity_number", "AAAA").is_err());
     }
@@ -205,14 +172,8 @@ mod tests {
     fn sealing_twice_gives_different_ciphertexts_but_one_lookup_key() {
         let keys = NodeKeys::from_bytes(&[7u8; 32]);
         assert_ne!(keys.seal("p", "13800138000"), keys.seal("p", "13800138000"));
-        assert_eq!(
-            keys.phone_lookup_key("13800138000"),
-            keys.phone_lookup_key("13800138000")
-        );
-        assert_ne!(
-            keys.phone_lookup_key("13800138000"),
-            keys.identity_lookup_key("13800138000")
-        );
+        assert_eq!(keys.phone_lookup_key("13800138000"), keys.phone_lookup_key("13800138000"));
+        assert_ne!(keys.phone_lookup_key("13800138000"), keys.identity_lookup_key("13800138000"));
     }
 
     #[test]

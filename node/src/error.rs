@@ -21,10 +21,7 @@ impl Violations {
 
     /// Records that `field` breaks `description`.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        });
+        self.0.push(FieldViolation { field: field.into(), description: description.into() });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -33,11 +30,7 @@ impl Violations {
 
     /// `Ok(())` if nothing was recorded, else `DomainError::Invalid` with every violation.
     pub fn into_result(self) -> Result<(), DomainError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::Invalid(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(DomainError::Invalid(self.0)) }
     }
 
     /// Checks a required free-text field: trimmed non-empty, at most `chars_max` characters, no control characters.
@@ -53,15 +46,9 @@ impl Violations {
     pub fn optional_text(&mut self, field: &str, value: &str, chars_max: usize) {
         let chars = value.chars().count();
         if chars > chars_max {
-            self.add(
-                field,
-                format!("must be at most {chars_max} characters, got {chars}"),
-            );
+            self.add(field, format!("must be at most {chars_max} characters, got {chars}"));
         }
-        if value
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
+        if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
             self.add(field, "must not contain control characters");
         }
     }
@@ -99,17 +86,11 @@ pub enum DomainError {
 impl DomainError {
     /// A single field violation.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
-        DomainError::Invalid(vec![FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        }])
+        DomainError::Invalid(vec![FieldViolation { field: field.into(), description: description.into() }])
     }
 
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
-        DomainError::NotFound {
-            kind,
-            id: id.into(),
-        }
+        DomainError::NotFound { kind, id: id.into() }
     }
 
     pub fn denied(message: impl Into<String>) -> Self {
@@ -118,11 +99,7 @@ impl DomainError {
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl From<crate::store::StoreError> for DomainError {

@@ -4,7 +4,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use std::ops::ControlFlow;
+
 use crate::error::DomainError;
+use crate::store::Store;
 
 /// A validated page request.
 #[derive(Debug, Clone)]
@@ -25,11 +28,7 @@ pub struct PageLimits {
 impl PageRequest {
     /// Validates `page_size` (0 means the default; above the maximum is lowered to it, as AIP-158 advises; negative
     /// is refused) and decodes `page_token`.
-    pub fn parse(
-        page_size: i32,
-        page_token: &str,
-        limits: PageLimits,
-    ) -> Result<Self, DomainError> {
+    pub fn parse(page_size: i32, page_token: &str, limits: PageLimits) -> Result<Self, DomainError> {
         let size = match page_size {
             size if size < 0 => {
                 return Err(DomainError::invalid("page_size", "must not be negative"));
@@ -45,24 +44,18 @@ impl PageRequest {
                     .decode(page_token)
                     .ok()
                     .filter(|key| key.len() <= 512)
-                    .ok_or_else(|| {
-                        DomainError::invalid("page_token", "is not a token this node issued")
-                    })?,
+                    .ok_or_else(|| DomainError::invalid("page_token", "is not a token this node issued"))?,
             )
         };
-        Ok(Self {
-            size: size.max(1),
-            after,
-        })
+        Ok(Self { size: size.max(1), after })
     }
 
     /// Checks that the token belongs to a scan of `prefix` (a token from another list is refused).
     pub fn check_prefix(&self, prefix: &str) -> Result<(), DomainError> {
         match &self.after {
-            Some(after) if !after.starts_with(prefix.as_bytes()) => Err(DomainError::invalid(
-                "page_token",
-                "belongs to another list or query",
-            )),
+            Some(after) if !after.starts_with(prefix.as_bytes()) => {
+                Err(DomainError::invalid("page_token", "belongs to another list or query"))
+            }
             _ => Ok(()),
         }
     }
@@ -78,24 +71,51 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// `last_key` is the key of the last item if more items follow.
-    pub fn new(items: Vec<T>, last_key: Option<Vec<u8>>, _prefix: &str) -> Self {
-        Self {
-            items,
-            next_page_token: last_key
-                .map(|key| URL_SAFE_NO_PAD.encode(key))
-                .unwrap_or_default(),
-        }
+    pub fn new(items: Vec<T>, last_key: Option<Vec<u8>>) -> Self {
+        Self { items, next_page_token: last_key.map(|key| URL_SAFE_NO_PAD.encode(key)).unwrap_or_default() }
     }
+}
+
+/// Scans `prefix` from the page token on, keeping the items `select` returns (`Ok(None)` skips an entry), until
+/// the page is full; the one pagination loop every list shares.
+pub fn collect<T>(
+    store: &dyn Store,
+    prefix: &str,
+    page: &PageRequest,
+    mut select: impl FnMut(&[u8], &[u8]) -> Result<Option<T>, DomainError>,
+) -> Result<Page<T>, DomainError> {
+    page.check_prefix(prefix)?;
+    let mut items = Vec::new();
+    let mut last_key = None;
+    let mut more = false;
+    let mut failure = None;
+    store.scan(prefix.as_bytes(), page.after.as_deref(), &mut |key, value| match select(key, value) {
+        Ok(None) => ControlFlow::Continue(()),
+        Ok(Some(item)) => {
+            if items.len() == page.size {
+                more = true;
+                return ControlFlow::Break(());
+            }
+            last_key = Some(key.to_vec());
+            items.push(item);
+            ControlFlow::Continue(())
+        }
+        Err(error) => {
+            failure = Some(error);
+            ControlFlow::Break(())
+        }
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    Ok(Page::new(items, if more { last_key } else { None }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMITS: PageLimits = PageLimits {
-        size_default: 50,
-        size_max: 500,
-    };
+    const LIMITS: PageLimits = PageLimits { size_default: 50, size_max: 500 };
 
     #[test]
     fn page_sizes_default_clamp_and_refuse_negatives() {
@@ -107,7 +127,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
-        let page = Page::new(vec![1], Some(b"vol/330106-00000001".to_vec()), "vol/");
+        let page = Page::new(vec![1], Some(b"vol/330106-00000001".to_vec()));
         let request = PageRequest::parse(10, &page.next_page_token, LIMITS).unwrap();
         assert_eq!(request.after.as_deref(), Some(&b"vol/330106-00000001"[..]));
         assert!(request.check_prefix("vol/").is_ok());

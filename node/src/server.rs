@@ -21,8 +21,7 @@ use crate::audit::{self, AuditContext};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::service::{
-    account::AccountApi, audit::AuditApi, node::NodeApi, site::SiteApi, team::TeamApi,
-    volunteer::VolunteerApi,
+    account::AccountApi, audit::AuditApi, node::NodeApi, site::SiteApi, team::TeamApi, volunteer::VolunteerApi,
 };
 
 /// Loads the config at `path`, starts logging, binds the office port and serves until SIGTERM or Ctrl-C.
@@ -40,14 +39,13 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -71,11 +69,8 @@ pub async fn run(
                 .with_context(|| format!("office.tls.key_file {}", tls.key_file.display()))?;
             let mut server_tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
             if let Some(ca) = &tls.client_ca_file {
-                let ca = std::fs::read(ca)
-                    .with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
-                server_tls = server_tls
-                    .client_ca_root(Certificate::from_pem(ca))
-                    .client_auth_optional(true);
+                let ca = std::fs::read(ca).with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
+                server_tls = server_tls.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(true);
             }
             Some(server_tls)
         }
@@ -93,24 +88,12 @@ pub async fn run(
     );
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<VolunteerServiceServer<VolunteerApi>>()
-        .await;
-    health_reporter
-        .set_serving::<TeamServiceServer<TeamApi>>()
-        .await;
-    health_reporter
-        .set_serving::<SiteServiceServer<SiteApi>>()
-        .await;
-    health_reporter
-        .set_serving::<AccountServiceServer<AccountApi>>()
-        .await;
-    health_reporter
-        .set_serving::<AuditServiceServer<AuditApi>>()
-        .await;
-    health_reporter
-        .set_serving::<NodeServiceServer<NodeApi>>()
-        .await;
+    health_reporter.set_serving::<VolunteerServiceServer<VolunteerApi>>().await;
+    health_reporter.set_serving::<TeamServiceServer<TeamApi>>().await;
+    health_reporter.set_serving::<SiteServiceServer<SiteApi>>().await;
+    health_reporter.set_serving::<AccountServiceServer<AccountApi>>().await;
+    health_reporter.set_serving::<AuditServiceServer<AuditApi>>().await;
+    health_reporter.set_serving::<NodeServiceServer<NodeApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ecovol_proto::FILE_DESCRIPTOR_SET)
@@ -127,43 +110,44 @@ pub async fn run(
         .concurrency_limit_per_connection(app.config.office.concurrency_per_connection_max)
         .tcp_nodelay(true);
     if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .context("office TLS configuration")?;
+        builder = builder.tls_config(tls).context("office TLS configuration")?;
     }
     let router = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
-            VolunteerServiceServer::new(VolunteerApi { app: app.clone() })
-                .max_decoding_message_size(limit),
-        )
-        .add_service(
-            TeamServiceServer::new(TeamApi { app: app.clone() }).max_decoding_message_size(limit),
-        )
-        .add_service(
-            SiteServiceServer::new(SiteApi { app: app.clone() }).max_decoding_message_size(limit),
-        )
-        .add_service(
-            AccountServiceServer::new(AccountApi { app: app.clone() })
-                .max_decoding_message_size(limit),
-        )
-        .add_service(
-            AuditServiceServer::new(AuditApi { app: app.clone() }).max_decoding_message_size(limit),
-        )
-        .add_service(
-            NodeServiceServer::new(NodeApi { app: app.clone() }).max_decoding_message_size(limit),
-        );
+        .add_service(VolunteerServiceServer::new(VolunteerApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(TeamServiceServer::new(TeamApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(SiteServiceServer::new(SiteApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(AccountServiceServer::new(AccountApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(AuditServiceServer::new(AuditApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(NodeServiceServer::new(NodeApi { app: app.clone() }).max_decoding_message_size(limit));
 
     let sweeper = tokio::spawn(retention_sweeps(app.clone()));
-    let served = router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+    // Graceful shutdown: stop accepting, let in-flight requests finish for up to the grace period, then close what
+    // is left (an idle client may keep its connection open long after GOAWAY).
+    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        let _ = serving_stopped.await;
+    });
+    tokio::pin!(serving);
+    let grace = Duration::from_millis(app.config.office.shutdown_grace_ms);
+    let served = tokio::select! {
+        served = &mut serving => served,
+        () = shutdown => {
+            tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: finishing in-flight requests");
+            let _ = stop_serving.send(());
+            match tokio::time::timeout(grace, &mut serving).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!("shutdown grace period over: closing the remaining connections");
+                    Ok(())
+                }
+            }
+        }
+    };
     sweeper.abort();
-    health_reporter
-        .set_not_serving::<VolunteerServiceServer<VolunteerApi>>()
-        .await;
+    health_reporter.set_not_serving::<VolunteerServiceServer<VolunteerApi>>().await;
     // In-flight requests have finished (graceful shutdown); flush and stop the committer.
     app.committer.stop().await;
     tracing::info!(code = %app.config.node.code, "node stopped; store flushed");
@@ -178,21 +162,20 @@ async fn retention_sweeps(app: Arc<App>) {
     loop {
         ticker.tick().await;
         let cutoff = chrono::Utc::now() - retention;
-        let context = AuditContext::new(
-            &Caller::system("retention"),
-            "Audit/RetentionSweep",
-            "audit trail",
-        );
+        match audit::has_entries_before(&*app.store, cutoff) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "audit retention sweep could not read the trail");
+                continue;
+            }
+        }
+        let context = AuditContext::new(&Caller::system("retention"), "Audit/RetentionSweep", "audit trail");
         let result = app
             .committer
             .write(context, move |txn| {
                 let removed = audit::prune_before(txn, cutoff, 10_000)?;
                 txn.detail = format!("removed {removed} entries older than {cutoff}");
-                if removed == 0 {
-                    return Err(crate::error::DomainError::FailedPrecondition(
-                        "nothing to remove".into(),
-                    ));
-                }
                 Ok(removed)
             })
             .await;

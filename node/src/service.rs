@@ -23,10 +23,7 @@ pub fn status(error: DomainError) -> Status {
             let message = error_message(&violations);
             let mut details = ErrorDetails::new();
             for violation in &violations {
-                details.add_bad_request_violation(
-                    violation.field.clone(),
-                    violation.description.clone(),
-                );
+                details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
             }
             Status::with_error_details(Code::InvalidArgument, message, details)
         }
@@ -49,11 +46,7 @@ pub fn status(error: DomainError) -> Status {
 
 fn error_message(violations: &[crate::error::FieldViolation]) -> String {
     let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-    format!(
-        "invalid request: {} field(s) break a rule: {}",
-        violations.len(),
-        fields.join(", ")
-    )
+    format!("invalid request: {} field(s) break a rule: {}", violations.len(), fields.join(", "))
 }
 
 /// Authenticates the caller of `request`: `authorization: Bearer <token>`, else a verified client certificate.
@@ -67,9 +60,7 @@ pub fn caller<T>(app: &App, request: &Request<T>) -> Result<Caller, Status> {
         .unwrap_or_else(new_request_id);
     let token = match request.metadata().get("authorization") {
         Some(value) => {
-            let text = value
-                .to_str()
-                .map_err(|_| Status::unauthenticated("authorization header is not text"))?;
+            let text = value.to_str().map_err(|_| Status::unauthenticated("authorization header is not text"))?;
             let token = text
                 .strip_prefix("Bearer ")
                 .or_else(|| text.strip_prefix("bearer "))
@@ -78,16 +69,8 @@ pub fn caller<T>(app: &App, request: &Request<T>) -> Result<Caller, Status> {
         }
         None => None,
     };
-    let certificate = request
-        .peer_certs()
-        .and_then(|certs| certs.first().map(|cert| cert.to_vec()));
-    auth::authenticate(
-        &*app.store,
-        token.as_deref(),
-        certificate.as_deref(),
-        request_id,
-    )
-    .map_err(|error| {
+    let certificate = request.peer_certs().and_then(|certs| certs.first().map(|cert| cert.to_vec()));
+    auth::authenticate(&*app.store, token.as_deref(), certificate.as_deref(), request_id).map_err(|error| {
         tracing::warn!(reason = %error, "refused unauthenticated call");
         status(error)
     })
@@ -96,11 +79,7 @@ pub fn caller<T>(app: &App, request: &Request<T>) -> Result<Caller, Status> {
 fn new_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!(
-        "req-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("req-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Parses page fields against the node's limits.

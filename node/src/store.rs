@@ -22,6 +22,9 @@ pub enum StoreError {
     Corrupt { key: String, message: String },
 }
 
+/// A scan visitor: called with each key and value; `Break` stops the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
 /// One write of a batch: `Some` puts, `None` deletes.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
@@ -31,20 +34,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Visits the entries whose key starts with `prefix`, in key order, beginning after `start_after` if given,
     /// until `visit` breaks or the prefix is exhausted.
-    fn scan(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StoreError>;
+    fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<(), StoreError>;
 
     /// Visits entries under `prefix` in reverse key order, beginning before `start_before` if given.
-    fn scan_rev(
-        &self,
-        prefix: &[u8],
-        start_before: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StoreError>;
+    fn scan_rev(&self, prefix: &[u8], start_before: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<(), StoreError>;
 
     /// Applies the writes atomically: after a crash either all of them or none are present.
     fn apply(&self, writes: &[Write]) -> Result<(), StoreError>;
@@ -86,7 +79,9 @@ impl SledStore {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(other) => return Err(StoreError::Io(format!("cannot open store at {}: {other}", path.display()))),
+                Err(other) => {
+                    return Err(StoreError::Io(format!("cannot open store at {}: {other}", path.display())));
+                }
             }
         }
     }
@@ -108,19 +103,10 @@ fn sled_error(error: sled::Error) -> StoreError {
 
 impl Store for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .get(key)
-            .map_err(sled_error)?
-            .map(|value| value.to_vec()))
+        Ok(self.db.get(key).map_err(sled_error)?.map(|value| value.to_vec()))
     }
 
-    fn scan(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
+    fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let iter = match start_after {
             Some(after) if after.starts_with(prefix) => {
                 let mut from = after.to_vec();
@@ -141,16 +127,9 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn scan_rev(
-        &self,
-        prefix: &[u8],
-        start_before: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
+    fn scan_rev(&self, prefix: &[u8], start_before: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let iter = match start_before {
-            Some(before) if before.starts_with(prefix) => {
-                self.db.range(prefix.to_vec()..before.to_vec())
-            }
+            Some(before) if before.starts_with(prefix) => self.db.range(prefix.to_vec()..before.to_vec()),
             _ => self.db.scan_prefix(prefix),
         };
         for item in iter.rev() {
@@ -200,10 +179,7 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Reads and decodes one record.
-pub fn get_json<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    key: &[u8],
-) -> Result<Option<T>, StoreError> {
+pub fn get_json<T: serde::de::DeserializeOwned>(store: &dyn Store, key: &[u8]) -> Result<Option<T>, StoreError> {
     match store.get(key)? {
         Some(value) => decode(key, &value).map(Some),
         None => Ok(None),
@@ -227,13 +203,9 @@ mod tests {
             ControlFlow::Continue(())
         };
         if reverse {
-            store
-                .scan_rev(prefix.as_bytes(), after.map(str::as_bytes), &mut visit)
-                .unwrap();
+            store.scan_rev(prefix.as_bytes(), after.map(str::as_bytes), &mut visit).unwrap();
         } else {
-            store
-                .scan(prefix.as_bytes(), after.map(str::as_bytes), &mut visit)
-                .unwrap();
+            store.scan(prefix.as_bytes(), after.map(str::as_bytes), &mut visit).unwrap();
         }
         out
     }
@@ -255,12 +227,8 @@ mod tests {
     #[test]
     fn a_batch_puts_and_deletes_together() {
         let (_dir, store) = open();
-        store
-            .apply(&[(b"k".to_vec(), Some(b"1".to_vec()))])
-            .unwrap();
-        store
-            .apply(&[(b"k".to_vec(), None), (b"j".to_vec(), Some(b"2".to_vec()))])
-            .unwrap();
+        store.apply(&[(b"k".to_vec(), Some(b"1".to_vec()))]).unwrap();
+        store.apply(&[(b"k".to_vec(), None), (b"j".to_vec(), Some(b"2".to_vec()))]).unwrap();
         store.flush().unwrap();
         assert_eq!(store.get(b"k").unwrap(), None);
         assert_eq!(store.get(b"j").unwrap(), Some(b"2".to_vec()));

@@ -102,23 +102,14 @@ pub fn identity_check_char(first17: &str) -> Option<char> {
 
 /// GB 11643-1999 §5.5 checksum over bytes already known to be 17 ASCII digits.
 fn identity_check_of_digits(digits: &[u8]) -> char {
-    let sum: u32 = digits
-        .iter()
-        .zip(IDENTITY_WEIGHTS)
-        .map(|(d, w)| u32::from(d.wrapping_sub(b'0')) * w)
-        .sum();
+    let sum: u32 = digits.iter().zip(IDENTITY_WEIGHTS).map(|(d, w)| u32::from(d.wrapping_sub(b'0')) * w).sum();
     // `sum % 11` is always < 11, the length of the table.
-    IDENTITY_CHECK_CHARS
-        .get((sum % 11) as usize)
-        .copied()
-        .unwrap_or('?')
+    IDENTITY_CHECK_CHARS.get((sum % 11) as usize).copied().unwrap_or('?')
 }
 
 /// Value of `N` ASCII digits; callers have checked that they are digits.
 fn digits_value(digits: &[u8]) -> u32 {
-    digits
-        .iter()
-        .fold(0u32, |acc, d| acc * 10 + u32::from(d.wrapping_sub(b'0')))
+    digits.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d.wrapping_sub(b'0')))
 }
 
 impl IdentityNumber {
@@ -152,8 +143,7 @@ impl IdentityNumber {
         let month = digits_value(&body[10..12]);
         let day = digits_value(&body[12..14]);
         let year = i32::try_from(year).map_err(|_| IdentityNumberError::InvalidBirthDate)?;
-        let birth = NaiveDate::from_ymd_opt(year, month, day)
-            .ok_or(IdentityNumberError::InvalidBirthDate)?;
+        let birth = NaiveDate::from_ymd_opt(year, month, day).ok_or(IdentityNumberError::InvalidBirthDate)?;
         if birth.year() < EARLIEST_BIRTH_YEAR {
             return Err(IdentityNumberError::BirthDateTooEarly);
         }
@@ -219,9 +209,7 @@ impl fmt::Debug for IdentityNumber {
 const CREDIT_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// Weights of the GB 32100-2015 check (GB/T 17710, modulus 31): w_i = 3^(i-1) mod 31.
-const CREDIT_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 /// Outcome of checking a well-formed unified social credit code (GB 32100-2015).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -246,9 +234,7 @@ pub enum CreditCodeError {
         len: usize,
     },
     /// A character outside the GB 32100-2015 alphabet `0123456789ABCDEFGHJKLMNPQRTUWXY`.
-    #[error(
-        "character {position} is '{ch}', which is not in the GB 32100 alphabet (no I, O, Z, S or V)"
-    )]
+    #[error("character {position} is '{ch}', which is not in the GB 32100 alphabet (no I, O, Z, S or V)")]
     InvalidCharacter {
         /// 1-based position of the character, counted in characters.
         position: usize,
@@ -263,20 +249,14 @@ fn credit_value(ch: char) -> Option<u32> {
     if !upper.is_ascii() {
         return None;
     }
-    CREDIT_ALPHABET
-        .iter()
-        .position(|&c| char::from(c) == upper)
-        .and_then(|p| u32::try_from(p).ok())
+    CREDIT_ALPHABET.iter().position(|&c| char::from(c) == upper).and_then(|p| u32::try_from(p).ok())
 }
 
 /// GB 32100-2015 check character over 17 character values (each < 31).
 fn credit_check_of_values(values: &[u32]) -> char {
     let sum: u32 = values.iter().zip(CREDIT_WEIGHTS).map(|(v, w)| v * w).sum();
     let index = (31 - sum % 31) % 31;
-    CREDIT_ALPHABET
-        .get(index as usize)
-        .map(|&c| char::from(c))
-        .unwrap_or('?')
+    CREDIT_ALPHABET.get(index as usize).map(|&c| char::from(c)).unwrap_or('?')
 }
 
 /// The GB 32100-2015 check character for the first 17 characters of a unified social credit code:
@@ -309,22 +289,12 @@ pub fn check_credit_code(input: &str) -> Result<CreditCodeCheck, CreditCodeError
     }
     let mut values = [0u32; 18];
     for ((index, ch), slot) in input.chars().enumerate().zip(values.iter_mut()) {
-        *slot = credit_value(ch).ok_or(CreditCodeError::InvalidCharacter {
-            position: index + 1,
-            ch,
-        })?;
+        *slot = credit_value(ch).ok_or(CreditCodeError::InvalidCharacter { position: index + 1, ch })?;
     }
     let [body @ .., last] = values;
     let expected = credit_check_of_values(&body);
-    let found = CREDIT_ALPHABET
-        .get(last as usize)
-        .map(|&c| char::from(c))
-        .unwrap_or('?');
-    if found == expected {
-        Ok(CreditCodeCheck::Valid)
-    } else {
-        Ok(CreditCodeCheck::CheckMismatch { expected })
-    }
+    let found = CREDIT_ALPHABET.get(last as usize).map(|&c| char::from(c)).unwrap_or('?');
+    if found == expected { Ok(CreditCodeCheck::Valid) } else { Ok(CreditCodeCheck::CheckMismatch { expected }) }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -415,9 +385,7 @@ impl DivisionCode {
         let code = DivisionCode(digits_value(bytes));
         let province = code.province_digits();
         if !is_province_digits(province) {
-            return Err(DivisionCodeError::UnknownProvince {
-                province: u8::try_from(province).unwrap_or(u8::MAX),
-            });
+            return Err(DivisionCodeError::UnknownProvince { province: u8::try_from(province).unwrap_or(u8::MAX) });
         }
         if code.prefecture_digits() == 0 && code.county_digits() != 0 {
             return Err(DivisionCodeError::CountyWithoutPrefecture);
@@ -532,9 +500,7 @@ pub fn check_mobile(input: &str) -> Result<(), MobileError> {
     }
     match bytes.first() {
         Some(b'1') => Ok(()),
-        Some(&other) => Err(MobileError::Prefix {
-            found: char::from(other),
-        }),
+        Some(&other) => Err(MobileError::Prefix { found: char::from(other) }),
         None => Err(MobileError::Length { len: 0 }),
     }
 }
@@ -641,20 +607,8 @@ mod tests {
                 ("11010519491231002x", Ok("11010519491231002X")),
                 (&born_today, Ok(&born_today)),
                 (&earliest, Ok(&earliest)),
-                (
-                    "15000019970319128X",
-                    Err(E::CheckDigit {
-                        expected: '2',
-                        found: 'X',
-                    }),
-                ),
-                (
-                    "440308199901101513",
-                    Err(E::CheckDigit {
-                        expected: '2',
-                        found: '3',
-                    }),
-                ),
+                ("15000019970319128X", Err(E::CheckDigit { expected: '2', found: 'X' })),
+                ("440308199901101513", Err(E::CheckDigit { expected: '2', found: '3' })),
                 ("", Err(E::Length { len: 0 })),
                 ("11010519491231002", Err(E::Length { len: 17 })),
                 ("11010519491231002X0", Err(E::Length { len: 19 })),
@@ -679,27 +633,9 @@ mod tests {
         #[test]
         fn derived_fields() {
             let cases = [
-                (
-                    "11010519491231002X",
-                    "110105",
-                    date(1949, 12, 31),
-                    Gender::Female,
-                    false,
-                ),
-                (
-                    "440308199901101512",
-                    "440308",
-                    date(1999, 1, 10),
-                    Gender::Male,
-                    false,
-                ),
-                (
-                    "810000199408230021",
-                    "810000",
-                    date(1994, 8, 23),
-                    Gender::Female,
-                    true,
-                ),
+                ("11010519491231002X", "110105", date(1949, 12, 31), Gender::Female, false),
+                ("440308199901101512", "440308", date(1999, 1, 10), Gender::Male, false),
+                ("810000199408230021", "810000", date(1994, 8, 23), Gender::Female, true),
             ];
             for (input, address, birth, gender, permit) in cases {
                 let id = IdentityNumber::parse(input, today()).expect(input);
@@ -709,8 +645,7 @@ mod tests {
                 assert_eq!(id.is_residence_permit(), permit, "{input}");
             }
             for code in ["820000", "830000"] {
-                let id = IdentityNumber::parse(&with_check(&format!("{code}19900101003")), today())
-                    .expect(code);
+                let id = IdentityNumber::parse(&with_check(&format!("{code}19900101003")), today()).expect(code);
                 assert!(id.is_residence_permit(), "{code}");
                 assert_eq!(id.gender(), Gender::Male, "{code}");
             }
@@ -737,16 +672,9 @@ mod tests {
 
         #[test]
         fn messages() {
+            assert_eq!(IdentityNumberError::Length { len: 17 }.to_string(), "must be 18 characters, got 17");
             assert_eq!(
-                IdentityNumberError::Length { len: 17 }.to_string(),
-                "must be 18 characters, got 17"
-            );
-            assert_eq!(
-                IdentityNumberError::CheckDigit {
-                    expected: '5',
-                    found: 'X'
-                }
-                .to_string(),
+                IdentityNumberError::CheckDigit { expected: '5', found: 'X' }.to_string(),
                 "check character is 'X' but the GB 11643 checksum gives '5'"
             );
         }
@@ -763,14 +691,8 @@ mod tests {
         fn table() {
             use CreditCodeCheck::{CheckMismatch, Valid};
             use CreditCodeError as E;
-            let valid_a = format!(
-                "91330106MA2AB3CD4{}",
-                credit_check_char("91330106MA2AB3CD4").expect("alphabet")
-            );
-            let valid_civil = format!(
-                "51330106500000123{}",
-                credit_check_char("51330106500000123").expect("alphabet")
-            );
+            let valid_a = format!("91330106MA2AB3CD4{}", credit_check_char("91330106MA2AB3CD4").expect("alphabet"));
+            let valid_civil = format!("51330106500000123{}", credit_check_char("51330106500000123").expect("alphabet"));
             let lower = valid_a.to_lowercase();
             let cases: Vec<(&str, Result<CreditCodeCheck, E>)> = vec![
                 // Published codes whose check characters the algorithm reproduces.
@@ -786,62 +708,14 @@ mod tests {
                 ("", Err(E::Length { len: 0 })),
                 ("91350100M000100Y4", Err(E::Length { len: 17 })),
                 ("91350100M000100Y433", Err(E::Length { len: 19 })),
-                (
-                    "91350100I000100Y43",
-                    Err(E::InvalidCharacter {
-                        position: 9,
-                        ch: 'I',
-                    }),
-                ),
-                (
-                    "91350100O000100Y43",
-                    Err(E::InvalidCharacter {
-                        position: 9,
-                        ch: 'O',
-                    }),
-                ),
-                (
-                    "91350100Z000100Y43",
-                    Err(E::InvalidCharacter {
-                        position: 9,
-                        ch: 'Z',
-                    }),
-                ),
-                (
-                    "91350100S000100Y43",
-                    Err(E::InvalidCharacter {
-                        position: 9,
-                        ch: 'S',
-                    }),
-                ),
-                (
-                    "V1350100M000100Y43",
-                    Err(E::InvalidCharacter {
-                        position: 1,
-                        ch: 'V',
-                    }),
-                ),
-                (
-                    "91350100M000100Y4v",
-                    Err(E::InvalidCharacter {
-                        position: 18,
-                        ch: 'v',
-                    }),
-                ),
-                (
-                    "91350100M000100Y4-",
-                    Err(E::InvalidCharacter {
-                        position: 18,
-                        ch: '-',
-                    }),
-                ),
-                (
-                    "9135010０M000100Y43",
-                    Err(E::InvalidCharacter {
-                        position: 8,
-                        ch: '０',
-                    }),
-                ),
+                ("91350100I000100Y43", Err(E::InvalidCharacter { position: 9, ch: 'I' })),
+                ("91350100O000100Y43", Err(E::InvalidCharacter { position: 9, ch: 'O' })),
+                ("91350100Z000100Y43", Err(E::InvalidCharacter { position: 9, ch: 'Z' })),
+                ("91350100S000100Y43", Err(E::InvalidCharacter { position: 9, ch: 'S' })),
+                ("V1350100M000100Y43", Err(E::InvalidCharacter { position: 1, ch: 'V' })),
+                ("91350100M000100Y4v", Err(E::InvalidCharacter { position: 18, ch: 'v' })),
+                ("91350100M000100Y4-", Err(E::InvalidCharacter { position: 18, ch: '-' })),
+                ("9135010０M000100Y43", Err(E::InvalidCharacter { position: 8, ch: '０' })),
             ];
             for (input, expected) in cases {
                 check(input, expected);
@@ -856,20 +730,13 @@ mod tests {
             assert_eq!(credit_check_char("91350100M000100Y"), None);
             assert_eq!(credit_check_char("91350100M000100Y43"), None);
             assert_eq!(credit_check_char("91350100I000100Y4"), None);
-            assert_eq!(
-                credit_check_char("中中中中中中中中中中中中中中中中中"),
-                None
-            );
+            assert_eq!(credit_check_char("中中中中中中中中中中中中中中中中中"), None);
         }
 
         #[test]
         fn messages() {
             assert_eq!(
-                CreditCodeError::InvalidCharacter {
-                    position: 9,
-                    ch: 'I'
-                }
-                .to_string(),
+                CreditCodeError::InvalidCharacter { position: 9, ch: 'I' }.to_string(),
                 "character 9 is 'I', which is not in the GB 32100 alphabet (no I, O, Z, S or V)"
             );
         }
@@ -883,11 +750,7 @@ mod tests {
             match (&got, &expected) {
                 (Ok(code), Ok(text)) => {
                     assert_eq!(code.as_string(), *text, "input {input:?}");
-                    assert_eq!(
-                        input.parse::<DivisionCode>().as_ref(),
-                        Ok(code),
-                        "{input:?}"
-                    );
+                    assert_eq!(input.parse::<DivisionCode>().as_ref(), Ok(code), "{input:?}");
                 }
                 (Err(e), Err(want)) => assert_eq!(e, want, "input {input:?}"),
                 _ => panic!("input {input:?}: got {got:?}, expected {expected:?}"),
@@ -970,11 +833,7 @@ mod tests {
                 ("110100", "110101", true),
             ];
             for (outer, inner, expected) in cases {
-                assert_eq!(
-                    code(outer).contains(code(inner)),
-                    expected,
-                    "{outer} contains {inner}"
-                );
+                assert_eq!(code(outer).contains(code(inner)), expected, "{outer} contains {inner}");
             }
         }
 

@@ -147,15 +147,16 @@ impl TestNode {
         Ok(TestNode { address, dir, config_path, tokens, channel, shutdown: Some(shutdown), task: Some(task) })
     }
 
-    /// Stops the node gracefully (in-flight requests finish, store flushed).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    /// Stops the node gracefully (in-flight requests finish, store flushed). Returns the node's folder, which
+    /// is deleted when the returned value is dropped, so a test can still look at the stopped node's files.
+    pub async fn stop(mut self) -> anyhow::Result<tempfile::TempDir> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         if let Some(task) = self.task.take() {
             task.await??;
         }
-        Ok(())
+        Ok(std::mem::replace(&mut self.dir, tempfile::tempdir()?))
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -1,34 +1,18 @@
 //! Real `ecovol` processes: started from the built binary, stopped with SIGKILL when a test wants a crash.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-/// Path of the `ecovol` binary, built once per test process (`cargo build -p ecovol-node --bin ecovol`).
-pub fn ecovol_binary() -> anyhow::Result<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-q", "-p", "ecovol-node", "--bin", "ecovol"])
-                .status()
-                .map_err(|error| format!("cannot run cargo: {error}"))?;
-            if !status.success() {
-                return Err("cargo build of ecovol failed".into());
-            }
-            // target/debug/deps/<test> → target/debug/ecovol
-            let exe = std::env::current_exe().map_err(|error| error.to_string())?;
-            let debug = exe.parent().and_then(Path::parent).ok_or("no target dir")?;
-            let binary = debug.join("ecovol");
-            if binary.exists() { Ok(binary) } else { Err(format!("{} not found", binary.display())) }
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
+/// Path of the `ecovol` binary under test. Use it from integration tests (cargo builds the binary before them).
+#[macro_export]
+macro_rules! ecovol_binary {
+    () => {
+        std::path::Path::new(env!("CARGO_BIN_EXE_ecovol-under-test"))
+    };
 }
 
 /// A node running as its own process.
@@ -39,8 +23,8 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     /// Starts `ecovol serve --config <config>` and waits until it accepts gRPC health checks.
-    pub async fn start(config: &Path, address: SocketAddr) -> anyhow::Result<NodeProcess> {
-        let child = Command::new(ecovol_binary()?)
+    pub async fn start(binary: &Path, config: &Path, address: SocketAddr) -> anyhow::Result<NodeProcess> {
+        let child = Command::new(binary)
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")

@@ -37,7 +37,8 @@ async fn registering_an_identity_number_twice_names_the_existing_volunteer() {
     let node = node().await;
     let mut client = node.volunteers(&node.tokens.staff);
     client.register_volunteer(adult(7)).await.unwrap();
-    let again = pb::RegisterVolunteerRequest { name: "另一个名字".into(), phone: "13911112222".into(), ..adult(7) };
+    let again =
+        pb::RegisterVolunteerRequest { name: "另一个名字".into(), phone: "13911112222".into(), ..adult(7) };
     let refused = client.register_volunteer(again).await.unwrap_err();
     assert_eq!(refused.code(), Code::AlreadyExists);
     assert!(refused.message().contains("330106-00000001"), "{}", refused.message());
@@ -66,7 +67,15 @@ async fn every_broken_rule_comes_back_as_a_field_violation_and_nothing_is_stored
     fields.sort();
     assert_eq!(
         fields,
-        ["consent_to_processing", "home_division_code", "identity_number", "name", "phone", "political_status", "skills[1]"]
+        [
+            "consent_to_processing",
+            "home_division_code",
+            "identity_number",
+            "name",
+            "phone",
+            "political_status",
+            "skills[1]"
+        ]
     );
     let all = client.search_volunteers(pb::SearchVolunteersRequest::default()).await.unwrap().into_inner();
     assert!(all.volunteers.is_empty());
@@ -77,13 +86,12 @@ async fn minors_and_residence_permits_follow_the_rules() {
     let node = node().await;
     let mut client = node.volunteers(&node.tokens.staff);
     // Born 2014: 12 years old, needs a parent's consent.
-    let child = pb::RegisterVolunteerRequest {
-        identity_number: identity_number("330106", "20140301", 22),
-        ..adult(50)
-    };
+    let child =
+        pb::RegisterVolunteerRequest { identity_number: identity_number("330106", "20140301", 22), ..adult(50) };
     let refused = client.register_volunteer(child.clone()).await.unwrap_err();
     assert_eq!(violated_fields(&refused), ["guardian_consent"]);
-    let with_guardian = pb::RegisterVolunteerRequest { guardian_consent: pb::GuardianConsent::Guardian as i32, ..child.clone() };
+    let with_guardian =
+        pb::RegisterVolunteerRequest { guardian_consent: pb::GuardianConsent::Guardian as i32, ..child.clone() };
     assert_eq!(violated_fields(&client.register_volunteer(with_guardian).await.unwrap_err()), ["guardian_consent"]);
     let with_parent = pb::RegisterVolunteerRequest { guardian_consent: pb::GuardianConsent::Parent as i32, ..child };
     client.register_volunteer(with_parent).await.unwrap();
@@ -135,11 +143,18 @@ async fn search_by_each_criterion_and_page_through_results() {
     assert_eq!(seen.len(), 25);
     // A token from another query is refused, as is a negative page size.
     let wrong = client
-        .search_volunteers(pb::SearchVolunteersRequest { skill: "水质监测".into(), page_token: "dm9sLzMzMDEwNi0wMDAwMDAwMQ".into(), ..Default::default() })
+        .search_volunteers(pb::SearchVolunteersRequest {
+            skill: "水质监测".into(),
+            page_token: "dm9sLzMzMDEwNi0wMDAwMDAwMQ".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&wrong), ["page_token"]);
-    let negative = client.search_volunteers(pb::SearchVolunteersRequest { page_size: -1, ..Default::default() }).await.unwrap_err();
+    let negative = client
+        .search_volunteers(pb::SearchVolunteersRequest { page_size: -1, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(violated_fields(&negative), ["page_size"]);
 }
 
@@ -165,9 +180,15 @@ async fn updates_are_versioned_with_who_and_why_and_guarded_by_expected_version(
     assert_eq!(updated.version, 2);
     assert_eq!(updated.phone, "13712345678");
     // The old phone no longer finds the volunteer; the new one does.
-    let old = client.search_volunteers(pb::SearchVolunteersRequest { phone: "13900000003".into(), ..Default::default() }).await.unwrap();
+    let old = client
+        .search_volunteers(pb::SearchVolunteersRequest { phone: "13900000003".into(), ..Default::default() })
+        .await
+        .unwrap();
     assert!(old.into_inner().volunteers.is_empty());
-    let new = client.search_volunteers(pb::SearchVolunteersRequest { phone: "13712345678".into(), ..Default::default() }).await.unwrap();
+    let new = client
+        .search_volunteers(pb::SearchVolunteersRequest { phone: "13712345678".into(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(new.into_inner().volunteers.len(), 1);
     // A stale expected version is refused.
     let stale = client
@@ -183,17 +204,27 @@ async fn updates_are_versioned_with_who_and_why_and_guarded_by_expected_version(
     assert_eq!(stale.code(), Code::FailedPrecondition);
     // An update without a reason is refused.
     let no_reason = client
-        .update_volunteer(pb::UpdateVolunteerRequest { volunteer_number: number.clone(), name: Some("新名字".into()), ..Default::default() })
+        .update_volunteer(pb::UpdateVolunteerRequest {
+            volunteer_number: number.clone(),
+            name: Some("新名字".into()),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&no_reason), ["reason"]);
     // Deactivate, then the history holds all three versions with reasons.
     client
-        .deactivate_volunteer(pb::DeactivateVolunteerRequest { volunteer_number: number.clone(), reason: "moved away".into() })
+        .deactivate_volunteer(pb::DeactivateVolunteerRequest {
+            volunteer_number: number.clone(),
+            reason: "moved away".into(),
+        })
         .await
         .unwrap();
     let history = client
-        .list_volunteer_versions(pb::ListVolunteerVersionsRequest { volunteer_number: number.clone(), ..Default::default() })
+        .list_volunteer_versions(pb::ListVolunteerVersionsRequest {
+            volunteer_number: number.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -204,16 +235,29 @@ async fn updates_are_versioned_with_who_and_why_and_guarded_by_expected_version(
     // Inactive volunteers are hidden from search unless asked for.
     let active = client.search_volunteers(pb::SearchVolunteersRequest::default()).await.unwrap().into_inner();
     assert!(active.volunteers.is_empty());
-    let all = client.search_volunteers(pb::SearchVolunteersRequest { include_inactive: true, ..Default::default() }).await.unwrap().into_inner();
+    let all = client
+        .search_volunteers(pb::SearchVolunteersRequest { include_inactive: true, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(all.volunteers.len(), 1);
-    let missing = client.get_volunteer(pb::GetVolunteerRequest { volunteer_number: "330106-99999999".into() }).await.unwrap_err();
+    let missing =
+        client.get_volunteer(pb::GetVolunteerRequest { volunteer_number: "330106-99999999".into() }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
 
 #[tokio::test]
 async fn only_the_operator_reveals_an_identity_number_and_it_is_audited() {
     let node = node().await;
-    let number = node.volunteers(&node.tokens.staff).register_volunteer(adult(9)).await.unwrap().into_inner().volunteer.unwrap().volunteer_number;
+    let number = node
+        .volunteers(&node.tokens.staff)
+        .register_volunteer(adult(9))
+        .await
+        .unwrap()
+        .into_inner()
+        .volunteer
+        .unwrap()
+        .volunteer_number;
     let ask = |token: &str, reason: &str| {
         let mut client = node.volunteers(token);
         let request = pb::RevealIdentityNumberRequest { volunteer_number: number.clone(), reason: reason.into() };

@@ -9,8 +9,6 @@
 //! Keys: `vol/<number>` the record; `vol_v/<number>/<version>` every version; `vol_id/<hash>` → number;
 //! `vol_ph/<hash>/<number>`, `vol_nm/<name>\0<number>`, `vol_sk/<skill>\0<number>` search indexes.
 
-use std::ops::ControlFlow;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use ecovol_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -22,8 +20,7 @@ use crate::error::{DomainError, Violations};
 use crate::page::{Page, PageRequest};
 use crate::store::{self, Store};
 use crate::validate::{
-    ConsentRequirement, DivisionCode, Gender, IdentityNumber, age_on, check_mobile,
-    consent_requirement,
+    ConsentRequirement, DivisionCode, Gender, IdentityNumber, age_on, check_mobile, consent_requirement,
 };
 use crate::wire;
 
@@ -148,10 +145,7 @@ fn guardian_consent(value: i32) -> Option<GuardianConsent> {
 
 fn check_skills(violations: &mut Violations, field: &str, skills: &[String]) {
     if skills.len() > SKILLS_MAX {
-        violations.add(
-            field,
-            format!("at most {SKILLS_MAX} skills, got {}", skills.len()),
-        );
+        violations.add(field, format!("at most {SKILLS_MAX} skills, got {}", skills.len()));
         return;
     }
     for (index, skill) in skills.iter().enumerate() {
@@ -175,10 +169,7 @@ fn check_consent(
 ) {
     let age = age_on(birth_date, today);
     if self_supporting && !(16..=17).contains(&age) {
-        violations.add(
-            "self_supporting",
-            format!("applies only to volunteers aged 16 or 17 (age {age})"),
-        );
+        violations.add("self_supporting", format!("applies only to volunteers aged 16 or 17 (age {age})"));
     }
     match consent_requirement(age, self_supporting) {
         ConsentRequirement::None => {}
@@ -196,10 +187,7 @@ fn check_consent(
 
 impl RegisterVolunteer {
     /// Validates a registration; `today` is the date in China (birth dates must be past, ages are counted on it).
-    pub fn parse(
-        request: pb::RegisterVolunteerRequest,
-        today: NaiveDate,
-    ) -> Result<Self, DomainError> {
+    pub fn parse(request: pb::RegisterVolunteerRequest, today: NaiveDate) -> Result<Self, DomainError> {
         let mut violations = Violations::new();
         violations.text("name", &request.name, NAME_CHARS_MAX);
         if request.name.contains('\0') {
@@ -224,10 +212,8 @@ impl RegisterVolunteer {
                         Gender::Female => pb::Gender::Female,
                     };
                     if given != derived {
-                        violations.add(
-                            "gender",
-                            "does not match the identity number (GB 11643: 17th digit odd = male)",
-                        );
+                        violations
+                            .add("gender", "does not match the identity number (GB 11643: 17th digit odd = male)");
                     }
                 }
                 Err(_) => violations.add("gender", "is not a known value"),
@@ -245,29 +231,17 @@ impl RegisterVolunteer {
         check_skills(&mut violations, "skills", &request.skills);
         let status = political_status(request.political_status);
         if status.is_none() {
-            violations.add(
-                "political_status",
-                "is required: party member, league member or masses",
-            );
+            violations.add("political_status", "is required: party member, league member or masses");
         }
         if !request.consent_to_processing {
-            violations.add(
-                "consent_to_processing",
-                "the volunteer's consent to processing is required (PIPL art. 13)",
-            );
+            violations.add("consent_to_processing", "the volunteer's consent to processing is required (PIPL art. 13)");
         }
         let consent = guardian_consent(request.guardian_consent);
         if consent.is_none() {
             violations.add("guardian_consent", "is not a known value");
         }
         if let (Some(identity), Some(consent)) = (&identity, consent) {
-            check_consent(
-                &mut violations,
-                identity.birth_date(),
-                today,
-                consent,
-                request.self_supporting,
-            );
+            check_consent(&mut violations, identity.birth_date(), today, consent, request.self_supporting);
         }
         let home = match DivisionCode::parse(&request.home_division_code) {
             Ok(code) => Some(code),
@@ -278,28 +252,17 @@ impl RegisterVolunteer {
         };
         violations.into_result()?;
         match (identity, status, consent, home) {
-            (
-                Some(identity),
-                Some(political_status),
-                Some(guardian_consent),
-                Some(home_division_code),
-            ) => Ok(Self {
+            (Some(identity), Some(political_status), Some(guardian_consent), Some(home_division_code)) => Ok(Self {
                 name: request.name.trim().to_string(),
                 identity,
                 phone: request.phone,
-                skills: request
-                    .skills
-                    .into_iter()
-                    .map(|skill| skill.trim().to_string())
-                    .collect(),
+                skills: request.skills.into_iter().map(|skill| skill.trim().to_string()).collect(),
                 political_status,
                 guardian_consent,
                 self_supporting: request.self_supporting,
                 home_division_code,
             }),
-            _ => Err(DomainError::Internal(
-                "validation passed with a missing field".into(),
-            )),
+            _ => Err(DomainError::Internal("validation passed with a missing field".into())),
         }
     }
 }
@@ -330,15 +293,8 @@ pub struct UpdateVolunteer {
 fn check_volunteer_number(violations: &mut Violations, number: &str) {
     if number.is_empty() {
         violations.add("volunteer_number", "is required");
-    } else if number.len() > 32
-        || !number
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        violations.add(
-            "volunteer_number",
-            "is not a volunteer number (like 330106-00000042)",
-        );
+    } else if number.len() > 32 || !number.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        violations.add("volunteer_number", "is not a volunteer number (like 330106-00000042)");
     }
 }
 
@@ -377,20 +333,13 @@ impl TryFrom<pb::UpdateVolunteerRequest> for UpdateVolunteer {
         }
         let status = request.political_status.map(political_status);
         if status == Some(None) {
-            violations.add(
-                "political_status",
-                "must be party member, league member or masses",
-            );
+            violations.add("political_status", "must be party member, league member or masses");
         }
         let consent = request.guardian_consent.map(guardian_consent);
         if consent == Some(None) {
             violations.add("guardian_consent", "is not a known value");
         }
-        let home = match request
-            .home_division_code
-            .as_deref()
-            .map(DivisionCode::parse)
-        {
+        let home = match request.home_division_code.as_deref().map(DivisionCode::parse) {
             Some(Err(error)) => {
                 violations.add("home_division_code", error.to_string());
                 None
@@ -405,12 +354,7 @@ impl TryFrom<pb::UpdateVolunteerRequest> for UpdateVolunteer {
             expected_version: (request.expected_version != 0).then_some(request.expected_version),
             name: request.name.map(|name| name.trim().to_string()),
             phone: request.phone,
-            skills: request.skills.map(|list| {
-                list.skills
-                    .into_iter()
-                    .map(|s| s.trim().to_string())
-                    .collect()
-            }),
+            skills: request.skills.map(|list| list.skills.into_iter().map(|s| s.trim().to_string()).collect()),
             political_status: status.flatten(),
             guardian_consent: consent.flatten(),
             self_supporting: request.self_supporting,
@@ -514,10 +458,7 @@ pub fn register(
 
 /// Stores `record` as the current version and in the version history.
 pub fn save(txn: &mut Txn<'_>, record: &VolunteerRecord) {
-    txn.put_json(
-        version_key(&record.volunteer_number, record.version),
-        record,
-    );
+    txn.put_json(version_key(&record.volunteer_number, record.version), record);
     txn.put_json(record_key(&record.volunteer_number), record);
 }
 
@@ -531,11 +472,7 @@ fn write_indexes(txn: &mut Txn<'_>, old: Option<&VolunteerRecord>, new: &Volunte
         if old.name != new.name {
             txn.delete(name_key(&old.name, number));
         }
-        for skill in old
-            .skills
-            .iter()
-            .filter(|skill| !new.skills.contains(skill))
-        {
+        for skill in old.skills.iter().filter(|skill| !new.skills.contains(skill)) {
             txn.delete(skill_key(skill, number));
         }
     }
@@ -548,8 +485,7 @@ fn write_indexes(txn: &mut Txn<'_>, old: Option<&VolunteerRecord>, new: &Volunte
 
 /// Loads a volunteer inside a write.
 pub fn load(txn: &Txn<'_>, volunteer_number: &str) -> Result<VolunteerRecord, DomainError> {
-    txn.get_json(&record_key(volunteer_number))?
-        .ok_or_else(|| DomainError::not_found("volunteer", volunteer_number))
+    txn.get_json(&record_key(volunteer_number))?.ok_or_else(|| DomainError::not_found("volunteer", volunteer_number))
 }
 
 /// Who may read a volunteer's record: staff; the volunteer themself; a team manager for members of their team.
@@ -611,13 +547,7 @@ pub fn update(
         new.home_division_code = home.as_string();
     }
     let mut violations = Violations::new();
-    check_consent(
-        &mut violations,
-        new.birth_date,
-        today,
-        new.guardian_consent,
-        new.self_supporting,
-    );
+    check_consent(&mut violations, new.birth_date, today, new.guardian_consent, new.self_supporting);
     violations.into_result()?;
     new.version = old.version + 1;
     new.updated_at = txn.now();
@@ -639,9 +569,7 @@ pub fn deactivate(
     caller.require_any(&[Role::Staff], "deactivating a volunteer")?;
     let old = load(txn, volunteer_number)?;
     if old.status == VolunteerStatus::Inactive {
-        return Err(DomainError::FailedPrecondition(format!(
-            "volunteer {volunteer_number} is already inactive"
-        )));
+        return Err(DomainError::FailedPrecondition(format!("volunteer {volunteer_number} is already inactive")));
     }
     let mut new = old;
     new.status = VolunteerStatus::Inactive;
@@ -671,15 +599,8 @@ pub fn reveal_identity(
 }
 
 /// Reads one volunteer for `caller`.
-pub fn get(
-    store: &dyn Store,
-    caller: &Caller,
-    volunteer_number: &str,
-) -> Result<VolunteerRecord, DomainError> {
-    caller.require_any(
-        &[Role::Staff, Role::TeamManager, Role::Volunteer],
-        "reading a volunteer",
-    )?;
+pub fn get(store: &dyn Store, caller: &Caller, volunteer_number: &str) -> Result<VolunteerRecord, DomainError> {
+    caller.require_any(&[Role::Staff, Role::TeamManager, Role::Volunteer], "reading a volunteer")?;
     let record: VolunteerRecord = store::get_json(store, record_key(volunteer_number).as_bytes())?
         .ok_or_else(|| DomainError::not_found("volunteer", volunteer_number))?;
     check_can_read(caller, &record)?;
@@ -694,34 +615,24 @@ pub fn search(
     mut query: SearchVolunteers,
     page: &PageRequest,
 ) -> Result<Page<VolunteerRecord>, DomainError> {
-    caller.require_any(
-        &[Role::Staff, Role::TeamManager, Role::Volunteer],
-        "searching volunteers",
-    )?;
+    caller.require_any(&[Role::Staff, Role::TeamManager, Role::Volunteer], "searching volunteers")?;
     if !caller.has(Role::Staff) {
         if caller.has(Role::TeamManager)
             && let Some(team) = &caller.team_id
         {
             // A team manager sees the members of their own team only.
             if query.team_id.as_ref().is_some_and(|asked| asked != team) {
-                return Err(DomainError::denied(
-                    "a team manager may search only their own team's members",
-                ));
+                return Err(DomainError::denied("a team manager may search only their own team's members"));
             }
             query.team_id = Some(team.clone());
         } else if let Some(own) = &caller.volunteer_number {
             query.volunteer_number = Some(own.clone());
         } else {
-            return Err(DomainError::denied(
-                "searching volunteers needs the role staff",
-            ));
+            return Err(DomainError::denied("searching volunteers needs the role staff"));
         }
     }
     // Pick the index: an exact key first, then the most selective prefix.
-    let phone_lookup = query
-        .phone
-        .as_deref()
-        .map(|phone| keys.phone_lookup_key(phone));
+    let phone_lookup = query.phone.as_deref().map(|phone| keys.phone_lookup_key(phone));
     let prefix = if let Some(number) = &query.volunteer_number {
         record_key(number)
     } else if let Some(lookup) = &phone_lookup {
@@ -735,93 +646,31 @@ pub fn search(
     } else {
         "vol/".to_string()
     };
-    page.check_prefix(&prefix)?;
-    let mut items = Vec::new();
-    let mut last_key = None;
-    let mut more = false;
-    let mut failure = None;
-    store.scan(
-        prefix.as_bytes(),
-        page.after.as_deref(),
-        &mut |key, value| {
-            let number = if prefix.starts_with("vol/") {
-                String::from_utf8_lossy(&key[4..]).into_owned()
-            } else {
-                let text = String::from_utf8_lossy(key);
-                // Index keys end in the volunteer number, after '/' or NUL.
-                text.rsplit(['/', '\0'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let record: VolunteerRecord = if prefix.starts_with("vol/") {
-                match store::decode(key, value) {
-                    Ok(record) => record,
-                    Err(error) => {
-                        failure = Some(error);
-                        return ControlFlow::Break(());
-                    }
-                }
-            } else {
-                match store::get_json(store, record_key(&number).as_bytes()) {
-                    Ok(Some(record)) => record,
-                    Ok(None) => return ControlFlow::Continue(()),
-                    Err(error) => {
-                        failure = Some(error);
-                        return ControlFlow::Break(());
-                    }
-                }
-            };
-            // A team index entry may be a former member: the record's team list is the truth.
-            if prefix.starts_with("team_mem/")
-                && !record
-                    .team_ids
-                    .iter()
-                    .any(|id| Some(id) == query.team_id.as_ref())
-            {
-                return ControlFlow::Continue(());
+    let by_record = prefix.starts_with("vol/");
+    crate::page::collect(store, &prefix, page, |key, value| {
+        let record: VolunteerRecord = if by_record {
+            store::decode(key, value)?
+        } else {
+            // Index keys end in the volunteer number, after '/' or NUL.
+            let text = String::from_utf8_lossy(key);
+            let number = text.rsplit(['/', '\0']).next().unwrap_or_default();
+            match store::get_json(store, record_key(number).as_bytes())? {
+                Some(record) => record,
+                None => return Ok(None),
             }
-            if !matches(&query, phone_lookup.as_deref(), &record) {
-                return ControlFlow::Continue(());
-            }
-            if items.len() == page.size {
-                more = true;
-                return ControlFlow::Break(());
-            }
-            last_key = Some(key.to_vec());
-            items.push(record);
-            ControlFlow::Continue(())
-        },
-    )?;
-    if let Some(error) = failure {
-        return Err(error.into());
-    }
-    Ok(Page::new(
-        items,
-        if more { last_key } else { None },
-        &prefix,
-    ))
+        };
+        // A team index entry may be a former member: the record's team list is the truth.
+        Ok(matches(&query, phone_lookup.as_deref(), &record).then_some(record))
+    })
 }
 
 fn matches(query: &SearchVolunteers, phone_lookup: Option<&str>, record: &VolunteerRecord) -> bool {
     (query.include_inactive || record.status == VolunteerStatus::Active)
-        && query
-            .volunteer_number
-            .as_ref()
-            .is_none_or(|number| *number == record.volunteer_number)
+        && query.volunteer_number.as_ref().is_none_or(|number| *number == record.volunteer_number)
         && phone_lookup.is_none_or(|lookup| lookup == record.phone_lookup)
-        && query
-            .name_prefix
-            .as_ref()
-            .is_none_or(|name| record.name.starts_with(name.as_str()))
-        && query
-            .skill
-            .as_ref()
-            .is_none_or(|skill| record.skills.contains(skill))
-        && query
-            .team_id
-            .as_ref()
-            .is_none_or(|team| record.team_ids.contains(team))
+        && query.name_prefix.as_ref().is_none_or(|name| record.name.starts_with(name.as_str()))
+        && query.skill.as_ref().is_none_or(|skill| record.skills.contains(skill))
+        && query.team_id.as_ref().is_none_or(|team| record.team_ids.contains(team))
 }
 
 /// A volunteer's versions, oldest first.
@@ -833,46 +682,13 @@ pub fn versions(
 ) -> Result<Page<VolunteerRecord>, DomainError> {
     get(store, caller, volunteer_number)?;
     let prefix = format!("vol_v/{volunteer_number}/");
-    page.check_prefix(&prefix)?;
-    let mut items = Vec::new();
-    let mut last_key = None;
-    let mut more = false;
-    let mut failure = None;
-    store.scan(
-        prefix.as_bytes(),
-        page.after.as_deref(),
-        &mut |key, value| {
-            if items.len() == page.size {
-                more = true;
-                return ControlFlow::Break(());
-            }
-            match store::decode::<VolunteerRecord>(key, value) {
-                Ok(record) => items.push(record),
-                Err(error) => {
-                    failure = Some(error);
-                    return ControlFlow::Break(());
-                }
-            }
-            last_key = Some(key.to_vec());
-            ControlFlow::Continue(())
-        },
-    )?;
-    if let Some(error) = failure {
-        return Err(error.into());
-    }
-    Ok(Page::new(
-        items,
-        if more { last_key } else { None },
-        &prefix,
-    ))
+    crate::page::collect(store, &prefix, page, |key, value| Ok(Some(store::decode::<VolunteerRecord>(key, value)?)))
 }
 
 impl VolunteerRecord {
     /// The wire form. The identity number never appears; the phone is opened for the caller (who may read the record).
     pub fn to_pb(&self, keys: &NodeKeys) -> pb::Volunteer {
-        let phone = keys
-            .open(SEALED_PHONE, &self.phone_sealed)
-            .unwrap_or_else(|_| "unreadable".into());
+        let phone = keys.open(SEALED_PHONE, &self.phone_sealed).unwrap_or_else(|_| "unreadable".into());
         pb::Volunteer {
             volunteer_number: self.volunteer_number.clone(),
             name: self.name.clone(),
@@ -942,18 +758,13 @@ mod tests {
     fn fields(result: Result<RegisterVolunteer, DomainError>) -> Vec<String> {
         match result {
             Ok(_) => Vec::new(),
-            Err(DomainError::Invalid(violations)) => {
-                violations.into_iter().map(|v| v.field).collect()
-            }
+            Err(DomainError::Invalid(violations)) => violations.into_iter().map(|v| v.field).collect(),
             Err(other) => panic!("unexpected {other}"),
         }
     }
 
     fn check(request: pb::RegisterVolunteerRequest, expected_fields: &[&str]) {
-        assert_eq!(
-            fields(RegisterVolunteer::parse(request, today())),
-            expected_fields
-        );
+        assert_eq!(fields(RegisterVolunteer::parse(request, today())), expected_fields);
     }
 
     #[test]
@@ -963,38 +774,20 @@ mod tests {
         check(request("810000199408230021"), &[]);
         check(request("15000019970319128X"), &["identity_number"]);
         check(
-            pb::RegisterVolunteerRequest {
-                gender: pb::Gender::Male as i32,
-                ..request("11010519491231002X")
-            },
+            pb::RegisterVolunteerRequest { gender: pb::Gender::Male as i32, ..request("11010519491231002X") },
             &["gender"],
         );
         check(
-            pb::RegisterVolunteerRequest {
-                birth_date: "1949-12-30".into(),
-                ..request("11010519491231002X")
-            },
+            pb::RegisterVolunteerRequest { birth_date: "1949-12-30".into(), ..request("11010519491231002X") },
             &["birth_date"],
         );
+        check(pb::RegisterVolunteerRequest { birth_date: "1949-12-31".into(), ..request("11010519491231002X") }, &[]);
         check(
-            pb::RegisterVolunteerRequest {
-                birth_date: "1949-12-31".into(),
-                ..request("11010519491231002X")
-            },
-            &[],
-        );
-        check(
-            pb::RegisterVolunteerRequest {
-                consent_to_processing: false,
-                ..request("11010519491231002X")
-            },
+            pb::RegisterVolunteerRequest { consent_to_processing: false, ..request("11010519491231002X") },
             &["consent_to_processing"],
         );
         check(
-            pb::RegisterVolunteerRequest {
-                skills: vec!["a".into(), "a".into()],
-                ..request("11010519491231002X")
-            },
+            pb::RegisterVolunteerRequest { skills: vec!["a".into(), "a".into()], ..request("11010519491231002X") },
             &["skills[1]"],
         );
     }
@@ -1012,14 +805,7 @@ mod tests {
         };
         check(
             bad,
-            &[
-                "name",
-                "identity_number",
-                "phone",
-                "political_status",
-                "consent_to_processing",
-                "home_division_code",
-            ],
+            &["name", "identity_number", "phone", "political_status", "consent_to_processing", "home_division_code"],
         );
     }
 
@@ -1056,19 +842,7 @@ mod tests {
             &[],
         );
         // 17 and self-supporting counts as an adult; self-supporting at 30 is refused.
-        check(
-            pb::RegisterVolunteerRequest {
-                self_supporting: true,
-                ..minor_born("20090101")
-            },
-            &[],
-        );
-        check(
-            pb::RegisterVolunteerRequest {
-                self_supporting: true,
-                ..minor_born("19960101")
-            },
-            &["self_supporting"],
-        );
+        check(pb::RegisterVolunteerRequest { self_supporting: true, ..minor_born("20090101") }, &[]);
+        check(pb::RegisterVolunteerRequest { self_supporting: true, ..minor_born("19960101") }, &["self_supporting"]);
     }
 }

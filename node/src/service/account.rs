@@ -30,15 +30,10 @@ impl AccountService for AccountApi {
         let (account, token) = self
             .app
             .committer
-            .write(context, move |txn| {
-                account::create(txn, Some(&caller), command?)
-            })
+            .write(context, move |txn| account::create(txn, Some(&caller), command?))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::CreateAccountResponse {
-            account: Some(account::to_pb(&account)),
-            token,
-        }))
+        Ok(Response::new(pb::CreateAccountResponse { account: Some(account::to_pb(&account)), token }))
     }
 
     async fn list_accounts(
@@ -48,13 +43,7 @@ impl AccountService for AccountApi {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
         let page = page(&self.app, request.page_size, &request.page_token)?;
-        let found = account::list(
-            &*self.app.store,
-            Some(&caller),
-            request.include_revoked,
-            &page,
-        )
-        .map_err(status)?;
+        let found = account::list(&*self.app.store, Some(&caller), request.include_revoked, &page).map_err(status)?;
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: found.items.iter().map(account::to_pb).collect(),
             next_page_token: found.next_page_token,
@@ -67,8 +56,7 @@ impl AccountService for AccountApi {
     ) -> Result<Response<pb::RevokeAccountResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
-        let context =
-            AuditContext::new(&caller, "AccountService/RevokeAccount", &request.account_id);
+        let context = AuditContext::new(&caller, "AccountService/RevokeAccount", &request.account_id);
         let mut violations = Violations::new();
         violations.text("account_id", &request.account_id, 32);
         violations.text("reason", &request.reason, 500);
@@ -82,24 +70,15 @@ impl AccountService for AccountApi {
             })
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::RevokeAccountResponse {
-            account: Some(account::to_pb(&account)),
-        }))
+        Ok(Response::new(pb::RevokeAccountResponse { account: Some(account::to_pb(&account)) }))
     }
 
-    async fn who_am_i(
-        &self,
-        request: Request<pb::WhoAmIRequest>,
-    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
         let caller = caller(&self.app, &request)?;
-        let account: auth::Account = store::get_json(
-            &*self.app.store,
-            auth::account_key(&caller.account_id).as_bytes(),
-        )
-        .map_err(|error| status(error.into()))?
-        .ok_or_else(|| status(DomainError::not_found("account", caller.account_id.clone())))?;
-        Ok(Response::new(pb::WhoAmIResponse {
-            account: Some(account::to_pb(&account)),
-        }))
+        let account: auth::Account =
+            store::get_json(&*self.app.store, auth::account_key(&caller.account_id).as_bytes())
+                .map_err(|error| status(error.into()))?
+                .ok_or_else(|| status(DomainError::not_found("account", caller.account_id.clone())))?;
+        Ok(Response::new(pb::WhoAmIResponse { account: Some(account::to_pb(&account)) }))
     }
 }

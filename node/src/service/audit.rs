@@ -47,9 +47,7 @@ impl AuditService for AuditApi {
         request: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
         let caller = caller(&self.app, &request)?;
-        caller
-            .require_any(&[Role::Auditor], "reading the audit trail")
-            .map_err(status)?;
+        caller.require_any(&[Role::Auditor], "reading the audit trail").map_err(status)?;
         let request = request.into_inner();
         let time = |field: &str, value: &Option<prost_types::Timestamp>| match value {
             None => Ok(None),
@@ -65,16 +63,10 @@ impl AuditService for AuditApi {
         if let (Some(start), Some(end)) = (query.start, query.end)
             && end <= start
         {
-            return Err(status(DomainError::invalid(
-                "end_time",
-                "must be after start_time",
-            )));
+            return Err(status(DomainError::invalid("end_time", "must be after start_time")));
         }
         if request.account_id.len() > 32 || request.account_id.contains('/') {
-            return Err(status(DomainError::invalid(
-                "account_id",
-                "is not an account id",
-            )));
+            return Err(status(DomainError::invalid("account_id", "is not an account id")));
         }
         let page = page(&self.app, request.page_size, &request.page_token)?;
         let found = audit::list(&*self.app.store, &query, &page).map_err(status)?;

@@ -1,4 +1,4 @@
-//! `ecovol.v1.SiteService` (being written).
+//! `ecovol.v1.SiteService`.
 
 use std::sync::Arc;
 
@@ -6,8 +6,12 @@ use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::site_service_server::SiteService;
 use tonic::{Request, Response, Status};
 
+use super::{caller, page, status};
 use crate::app::App;
+use crate::audit::AuditContext;
+use crate::registry::site::{self, CreateSite, GetSite, ListSites, UpdateSite};
 
+/// The site service: the platforms where volunteers serve.
 pub struct SiteApi {
     pub app: Arc<App>,
 }
@@ -16,26 +20,53 @@ pub struct SiteApi {
 impl SiteService for SiteApi {
     async fn create_site(
         &self,
-        _: Request<pb::CreateSiteRequest>,
+        request: Request<pb::CreateSiteRequest>,
     ) -> Result<Response<pb::CreateSiteResponse>, Status> {
-        Err(Status::unimplemented(""))
+        let caller = caller(&self.app, &request)?;
+        let context = AuditContext::new(&caller, "SiteService/CreateSite", "");
+        let command = CreateSite::try_from(request.into_inner());
+        let app = self.app.clone();
+        let record = self
+            .app
+            .committer
+            .write(context, move |txn| site::create(txn, app.node_code(), &caller, command?))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CreateSiteResponse { site: Some(record.to_pb()) }))
     }
-    async fn get_site(
-        &self,
-        _: Request<pb::GetSiteRequest>,
-    ) -> Result<Response<pb::GetSiteResponse>, Status> {
-        Err(Status::unimplemented(""))
+
+    async fn get_site(&self, request: Request<pb::GetSiteRequest>) -> Result<Response<pb::GetSiteResponse>, Status> {
+        let caller = caller(&self.app, &request)?;
+        let query = GetSite::try_from(request.into_inner()).map_err(status)?;
+        let record = site::get(&*self.app.store, &caller, &query.site_id).map_err(status)?;
+        Ok(Response::new(pb::GetSiteResponse { site: Some(record.to_pb()) }))
     }
+
     async fn list_sites(
         &self,
-        _: Request<pb::ListSitesRequest>,
+        request: Request<pb::ListSitesRequest>,
     ) -> Result<Response<pb::ListSitesResponse>, Status> {
-        Err(Status::unimplemented(""))
+        let caller = caller(&self.app, &request)?;
+        let request = request.into_inner();
+        let query = ListSites::try_from(&request).map_err(status)?;
+        let page = page(&self.app, request.page_size, &request.page_token)?;
+        let found = site::list(&*self.app.store, &caller, &query, &page).map_err(status)?;
+        Ok(Response::new(pb::ListSitesResponse {
+            sites: found.items.iter().map(site::SiteRecord::to_pb).collect(),
+            next_page_token: found.next_page_token,
+        }))
     }
+
     async fn update_site(
         &self,
-        _: Request<pb::UpdateSiteRequest>,
+        request: Request<pb::UpdateSiteRequest>,
     ) -> Result<Response<pb::UpdateSiteResponse>, Status> {
-        Err(Status::unimplemented(""))
+        let caller = caller(&self.app, &request)?;
+        let request = request.into_inner();
+        let context = AuditContext::new(&caller, "SiteService/UpdateSite", &request.site_id);
+        let command = UpdateSite::try_from(request);
+        let record =
+            self.app.committer.write(context, move |txn| site::update(txn, &caller, command?)).await.map_err(status)?;
+        Ok(Response::new(pb::UpdateSiteResponse { site: Some(record.to_pb()) }))
     }
 }

@@ -29,14 +29,10 @@ impl VolunteerService for VolunteerApi {
         let record = self
             .app
             .committer
-            .write(context, move |txn| {
-                volunteer::register(txn, &app.keys, app.node_code(), &caller, command?)
-            })
+            .write(context, move |txn| volunteer::register(txn, &app.keys, app.node_code(), &caller, command?))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::RegisterVolunteerResponse {
-            volunteer: Some(record.to_pb(&self.app.keys)),
-        }))
+        Ok(Response::new(pb::RegisterVolunteerResponse { volunteer: Some(record.to_pb(&self.app.keys)) }))
     }
 
     async fn get_volunteer(
@@ -44,12 +40,9 @@ impl VolunteerService for VolunteerApi {
         request: Request<pb::GetVolunteerRequest>,
     ) -> Result<Response<pb::GetVolunteerResponse>, Status> {
         let caller = caller(&self.app, &request)?;
-        let number = volunteer::parse_volunteer_number(&request.get_ref().volunteer_number)
-            .map_err(status)?;
+        let number = volunteer::parse_volunteer_number(&request.get_ref().volunteer_number).map_err(status)?;
         let record = volunteer::get(&*self.app.store, &caller, &number).map_err(status)?;
-        Ok(Response::new(pb::GetVolunteerResponse {
-            volunteer: Some(record.to_pb(&self.app.keys)),
-        }))
+        Ok(Response::new(pb::GetVolunteerResponse { volunteer: Some(record.to_pb(&self.app.keys)) }))
     }
 
     async fn search_volunteers(
@@ -60,14 +53,9 @@ impl VolunteerService for VolunteerApi {
         let request = request.into_inner();
         let query = SearchVolunteers::try_from(&request).map_err(status)?;
         let page = page(&self.app, request.page_size, &request.page_token)?;
-        let found = volunteer::search(&*self.app.store, &self.app.keys, &caller, query, &page)
-            .map_err(status)?;
+        let found = volunteer::search(&*self.app.store, &self.app.keys, &caller, query, &page).map_err(status)?;
         Ok(Response::new(pb::SearchVolunteersResponse {
-            volunteers: found
-                .items
-                .iter()
-                .map(|record| record.to_pb(&self.app.keys))
-                .collect(),
+            volunteers: found.items.iter().map(|record| record.to_pb(&self.app.keys)).collect(),
             next_page_token: found.next_page_token,
         }))
     }
@@ -78,25 +66,17 @@ impl VolunteerService for VolunteerApi {
     ) -> Result<Response<pb::UpdateVolunteerResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
-        let context = AuditContext::new(
-            &caller,
-            "VolunteerService/UpdateVolunteer",
-            &request.volunteer_number,
-        );
+        let context = AuditContext::new(&caller, "VolunteerService/UpdateVolunteer", &request.volunteer_number);
         let command = UpdateVolunteer::try_from(request);
         let app = self.app.clone();
         let today = crate::wire::today_china();
         let record = self
             .app
             .committer
-            .write(context, move |txn| {
-                volunteer::update(txn, &app.keys, &caller, command?, today)
-            })
+            .write(context, move |txn| volunteer::update(txn, &app.keys, &caller, command?, today))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::UpdateVolunteerResponse {
-            volunteer: Some(record.to_pb(&self.app.keys)),
-        }))
+        Ok(Response::new(pb::UpdateVolunteerResponse { volunteer: Some(record.to_pb(&self.app.keys)) }))
     }
 
     async fn deactivate_volunteer(
@@ -105,11 +85,7 @@ impl VolunteerService for VolunteerApi {
     ) -> Result<Response<pb::DeactivateVolunteerResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
-        let context = AuditContext::new(
-            &caller,
-            "VolunteerService/DeactivateVolunteer",
-            &request.volunteer_number,
-        );
+        let context = AuditContext::new(&caller, "VolunteerService/DeactivateVolunteer", &request.volunteer_number);
         let mut violations = Violations::new();
         volunteer::check_reason(&mut violations, &request.reason);
         let checked = volunteer::parse_volunteer_number(&request.volunteer_number)
@@ -117,14 +93,10 @@ impl VolunteerService for VolunteerApi {
         let record = self
             .app
             .committer
-            .write(context, move |txn| {
-                volunteer::deactivate(txn, &caller, &checked?, request.reason)
-            })
+            .write(context, move |txn| volunteer::deactivate(txn, &caller, &checked?, request.reason))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::DeactivateVolunteerResponse {
-            volunteer: Some(record.to_pb(&self.app.keys)),
-        }))
+        Ok(Response::new(pb::DeactivateVolunteerResponse { volunteer: Some(record.to_pb(&self.app.keys)) }))
     }
 
     async fn list_volunteer_versions(
@@ -133,17 +105,11 @@ impl VolunteerService for VolunteerApi {
     ) -> Result<Response<pb::ListVolunteerVersionsResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
-        let number =
-            volunteer::parse_volunteer_number(&request.volunteer_number).map_err(status)?;
+        let number = volunteer::parse_volunteer_number(&request.volunteer_number).map_err(status)?;
         let page = page(&self.app, request.page_size, &request.page_token)?;
-        let found =
-            volunteer::versions(&*self.app.store, &caller, &number, &page).map_err(status)?;
+        let found = volunteer::versions(&*self.app.store, &caller, &number, &page).map_err(status)?;
         Ok(Response::new(pb::ListVolunteerVersionsResponse {
-            versions: found
-                .items
-                .iter()
-                .map(|record| record.to_version_pb(&self.app.keys))
-                .collect(),
+            versions: found.items.iter().map(|record| record.to_version_pb(&self.app.keys)).collect(),
             next_page_token: found.next_page_token,
         }))
     }
@@ -154,11 +120,7 @@ impl VolunteerService for VolunteerApi {
     ) -> Result<Response<pb::RevealIdentityNumberResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
-        let context = AuditContext::new(
-            &caller,
-            "VolunteerService/RevealIdentityNumber",
-            &request.volunteer_number,
-        );
+        let context = AuditContext::new(&caller, "VolunteerService/RevealIdentityNumber", &request.volunteer_number);
         let mut violations = Violations::new();
         volunteer::check_reason(&mut violations, &request.reason);
         let checked = volunteer::parse_volunteer_number(&request.volunteer_number)
@@ -167,13 +129,9 @@ impl VolunteerService for VolunteerApi {
         let identity_number = self
             .app
             .committer
-            .write(context, move |txn| {
-                volunteer::reveal_identity(txn, &app.keys, &caller, &checked?, request.reason)
-            })
+            .write(context, move |txn| volunteer::reveal_identity(txn, &app.keys, &caller, &checked?, request.reason))
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::RevealIdentityNumberResponse {
-            identity_number,
-        }))
+        Ok(Response::new(pb::RevealIdentityNumberResponse { identity_number }))
     }
 }

@@ -1,0 +1,63 @@
+//! Running a node on this machine: `ecovol serve` and `ecovol admin …` (no network calls).
+
+use std::path::PathBuf;
+
+use super::account::load_config;
+use super::console::Console;
+use super::failure::Failure;
+use crate::crypto::NodeKeys;
+
+/// Arguments of `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The node's configuration file (TOML); `ECOVOL__SECTION__KEY` variables override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Log as JSON lines (for a log collector), whatever the configured format.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// Administration commands on this machine.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Write a new random node key (protects identity and phone numbers at rest); refuses to overwrite one.
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `admin keygen`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeygenArgs {
+    /// Where to write the key, e.g. the `store.key_file` of the node's configuration.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Serves until SIGTERM or Ctrl-C.
+pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    // A broken configuration is the operator's to fix: report it as such (exit 2) before starting anything.
+    load_config(&args.config)?;
+    crate::server::serve(&args.config, args.log_json).await.map_err(|error| Failure::Failed(format!("{error:#}")))
+}
+
+pub fn run(command: AdminCommand, console: &mut Console<'_>) -> Result<(), Failure> {
+    match command {
+        AdminCommand::Keygen(args) => {
+            NodeKeys::generate_file(&args.file).map_err(|error| Failure::Failed(error.to_string()))?;
+            let reminder = "back it up now, and keep the backup apart from the data and its backups: without the key \
+                            the identity and phone numbers in the store cannot be read, and anyone holding both \
+                            can read them";
+            if console.is_json() {
+                console.json(&serde_json::json!({ "key_file": args.file.display().to_string() }));
+                console.note(reminder);
+            } else {
+                console.print(&format!(
+                    "wrote a new node key to {} (readable by its owner only)\n{reminder}\n",
+                    args.file.display()
+                ));
+            }
+            Ok(())
+        }
+    }
+}
