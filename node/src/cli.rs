@@ -50,6 +50,8 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Start a demo node with synthetic data on this machine (no external services) and keep serving.
+    Up(admin::UpArgs),
     /// Run the node configured by --config until SIGTERM or Ctrl-C.
     Serve(admin::ServeArgs),
     /// Prepare a node on this machine (key files).
@@ -123,6 +125,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send), err: &mut (dyn Writ
 
 async fn dispatch(command: Command, connection: &ConnectionArgs, console: &mut Console<'_>) -> Result<(), Failure> {
     match command {
+        Command::Up(args) => admin::up(args).await,
         Command::Serve(args) => admin::serve(args).await,
         Command::Admin(command) => admin::run(command, console),
         Command::Account(command) => account::run(command, connection, console).await,

@@ -361,6 +361,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_config_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/node.example.toml");
+        let config = Config::load_with_env(Some(&path), std::iter::empty()).unwrap();
+        assert_eq!(config.node.code, "330106");
+        assert_eq!(config.node.level, Level::County);
+        assert_eq!(config.audit.retention_days, 365);
+        assert!(config.office.tls.is_none());
+    }
+
+    #[test]
     fn validation_names_every_broken_key() {
         let text = "[node]\ncode = \"330100\"\nlevel = \"county\"\nname = \"\"\n[audit]\nretention_days = 30\n[office]\nlisten = \"0.0.0.0:7070\"\n";
         let error = load(text, &[]).unwrap_err().to_string();

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod error;
 pub mod page;
 pub mod registry;

@@ -19,6 +19,46 @@ pub struct ServeArgs {
     pub log_json: bool,
 }
 
+/// Arguments of `up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// The demo's folder: config, node key, data and the demo accounts' tokens. Reused when run again.
+    #[arg(long, value_name = "DIR", default_value = "ecovol-up")]
+    pub dir: PathBuf,
+
+    /// Office address of the demo node.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:7070")]
+    pub listen: String,
+
+    /// Synthetic volunteers to load on the first start (at most 500000).
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=500_000))]
+    pub volunteers: u32,
+
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+
+    /// Stop after loading and printing the summary (for scripts and tests).
+    #[arg(long)]
+    pub exit_after_load: bool,
+}
+
+/// Runs the demo node (see `crate::demo`).
+pub async fn up(args: UpArgs) -> Result<(), Failure> {
+    crate::demo::check_folder(&args.dir).map_err(|error| Failure::Usage(format!("{error:#}")))?;
+    crate::telemetry::init(&crate::config::LogSection { filter: "warn".into(), ..Default::default() }, false);
+    let options = crate::demo::UpOptions {
+        dir: args.dir,
+        listen: args.listen,
+        volunteers: args.volunteers,
+        exit_after_load: args.exit_after_load,
+        seed: args.seed,
+    };
+    // Straight to standard output: the summary must show while the demo keeps serving.
+    let result = crate::demo::up(options, &mut std::io::stdout()).await;
+    result.map_err(|error| Failure::Failed(format!("{error:#}")))
+}
+
 /// Administration commands on this machine.
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
