@@ -12,11 +12,11 @@ use anyhow::{Context as _, bail};
 use ecovol_proto::v1 as pb;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
-use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::account::{CreateAccount, offline};
 use crate::auth::{Department, Role};
+use crate::cli::connection::Credentials;
 use crate::config::Config;
 use crate::crypto::NodeKeys;
 use crate::validate::identity_check_char;
@@ -81,7 +81,11 @@ pub async fn up(options: UpOptions, out: &mut (dyn Write + Send)) -> anyhow::Res
     let channel = Endpoint::from_shared(format!("http://{address}"))?.connect().await?;
     let loaded = load_demo_data(&channel, &tokens.staff, options.volunteers, options.seed).await?;
     let summary = summarise(&channel, &tokens.staff).await?;
-    writeln!(out, "ecovol demo node {CODE} {NAME} serving on http://{address} ({:.1} s)", started.elapsed().as_secs_f64())?;
+    writeln!(
+        out,
+        "ecovol demo node {CODE} {NAME} serving on http://{address} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    )?;
     if loaded {
         writeln!(out, "loaded synthetic demo data (seed {})", options.seed)?;
     }
@@ -144,22 +148,15 @@ fn write_tokens(path: &Path, tokens: &DemoTokens) -> anyhow::Result<()> {
 
 fn read_tokens(path: &Path) -> Option<DemoTokens> {
     let text = std::fs::read_to_string(path).ok()?;
-    let find = |role: &str| {
-        text.lines().find_map(|line| line.strip_prefix(role).map(|token| token.trim().to_string()))
-    };
+    let find = |role: &str| text.lines().find_map(|line| line.strip_prefix(role).map(|token| token.trim().to_string()));
     Some(DemoTokens { operator: find("operator ")?, staff: find("staff ")?, auditor: find("auditor ")? })
 }
 
-type Authed = tonic::service::interceptor::InterceptedService<Channel, Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>>;
+type Authed = tonic::service::interceptor::InterceptedService<Channel, Credentials>;
 
 fn authed(channel: &Channel, token: &str) -> anyhow::Result<Authed> {
-    let value: MetadataValue<_> = format!("Bearer {token}").parse()?;
-    let interceptor: Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync> =
-        Box::new(move |mut request: tonic::Request<()>| {
-            request.metadata_mut().insert("authorization", value.clone());
-            Ok(request)
-        });
-    Ok(tonic::service::interceptor::InterceptedService::new(channel.clone(), interceptor))
+    let credentials = Credentials::new(Some(token)).map_err(|failure| anyhow::anyhow!(failure.describe()))?;
+    Ok(tonic::service::interceptor::InterceptedService::new(channel.clone(), credentials))
 }
 
 /// (volunteers, teams, sites) on the node.
@@ -185,8 +182,12 @@ async fn summarise(channel: &Channel, token: &str) -> anyhow::Result<(usize, usi
     Ok((count, teams.teams.len(), sites.sites.len()))
 }
 
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "晨", "雨桐"];
+const SURNAMES: &[&str] =
+    &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林"];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "晨",
+    "雨桐",
+];
 const SKILLS: &[&str] = &["垃圾分类", "水质监测", "鸟类观察", "环保宣讲", "急救", "摄影", "植树", "外语"];
 const TEAMS: &[(&str, pb::TeamKind)] = &[
     ("西湖区生态环境志愿服务总队", pb::TeamKind::PeoplesOrganisation),
@@ -284,11 +285,7 @@ fn synthetic_volunteer(index: u32, rng: &mut impl Rng) -> pb::RegisterVolunteerR
     let day = rng.random_range(1..=28);
     let first17 = format!("{CODE}{year:04}{month:02}{day:02}{:03}", index % 1000);
     let check = identity_check_char(&first17).unwrap_or('0');
-    let name = format!(
-        "{}{}",
-        SURNAMES[rng.random_range(0..SURNAMES.len())],
-        GIVEN[rng.random_range(0..GIVEN.len())]
-    );
+    let name = format!("{}{}", SURNAMES[rng.random_range(0..SURNAMES.len())], GIVEN[rng.random_range(0..GIVEN.len())]);
     let skills = (0..rng.random_range(0..3)).map(|_| SKILLS[rng.random_range(0..SKILLS.len())].to_string());
     let mut skills: Vec<String> = skills.collect();
     skills.sort();
@@ -298,8 +295,11 @@ fn synthetic_volunteer(index: u32, rng: &mut impl Rng) -> pb::RegisterVolunteerR
         identity_number: format!("{first17}{check}"),
         phone: format!("199{:08}", index),
         skills,
-        political_status: [pb::PoliticalStatus::Masses, pb::PoliticalStatus::LeagueMember, pb::PoliticalStatus::PartyMember]
-            [rng.random_range(0..3)] as i32,
+        political_status: [
+            pb::PoliticalStatus::Masses,
+            pb::PoliticalStatus::LeagueMember,
+            pb::PoliticalStatus::PartyMember,
+        ][rng.random_range(0..3)] as i32,
         consent_to_processing: true,
         home_division_code: CODE.into(),
         ..Default::default()
