@@ -269,3 +269,96 @@ impl<'a> Txn<'a> {
         Ok(next)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::audit::{self, AuditQuery};
+    use crate::auth::Caller;
+    use crate::page::PageRequest;
+    use crate::store::SledStore;
+
+    fn open() -> (tempfile::TempDir, Arc<dyn Store>, Committer) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db"), 8 << 20).unwrap());
+        let committer = Committer::start(store.clone(), 4096, 1024);
+        (dir, store, committer)
+    }
+
+    fn context() -> AuditContext {
+        AuditContext::new(&Caller::system("test"), "Test/Write", "target")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_flushes_and_all_are_durable_when_answered() {
+        let (_dir, store, committer) = open();
+        let committer = Arc::new(committer);
+        let writers: Vec<_> = (0..400u32)
+            .map(|index| {
+                let committer = committer.clone();
+                tokio::spawn(async move {
+                    committer
+                        .write(context(), move |txn| {
+                            txn.put(format!("k/{index:05}"), index.to_string());
+                            Ok(index)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for (index, writer) in writers.into_iter().enumerate() {
+            assert_eq!(writer.await.unwrap().unwrap(), index as u32);
+            assert!(store.get(format!("k/{index:05}").as_bytes()).unwrap().is_some());
+        }
+        let stats = committer.stats();
+        let (jobs, flushes) = (stats.jobs.load(Ordering::Relaxed), stats.flushes.load(Ordering::Relaxed));
+        assert_eq!(jobs, 400);
+        assert!(flushes < jobs, "group commit: {flushes} flushes for {jobs} jobs");
+        committer.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_job_keeps_only_its_audit_entry() {
+        let (_dir, store, committer) = open();
+        let refused = committer
+            .write(context(), |txn| -> Result<(), DomainError> {
+                txn.put("should/not/exist", "x");
+                txn.next_seq("widget")?;
+                Err(DomainError::invalid("field", "is wrong"))
+            })
+            .await;
+        assert!(matches!(refused, Err(DomainError::Invalid(_))));
+        assert_eq!(store.get(b"should/not/exist").unwrap(), None);
+        assert_eq!(store.get(b"meta/seq/widget").unwrap(), None, "a refused job uses no sequence number");
+        let page = PageRequest { size: 10, after: None };
+        let entries = audit::list(&*store, &AuditQuery::default(), &page).unwrap().items;
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].outcome, audit::Outcome::Invalid);
+        assert_eq!(entries[0].detail, "invalid request: field: is wrong");
+        committer.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_job_reads_its_own_writes_and_sequences_are_gap_free() {
+        let (_dir, _store, committer) = open();
+        let (first, second) = committer
+            .write(context(), |txn| {
+                txn.put("a", "1");
+                assert_eq!(txn.get(b"a")?.as_deref(), Some(&b"1"[..]));
+                txn.delete("a");
+                assert_eq!(txn.get(b"a")?, None);
+                Ok((txn.next_seq("n")?, txn.next_seq("n")?))
+            })
+            .await
+            .unwrap();
+        assert_eq!((first, second), (1, 2));
+        let third = committer.write(context(), |txn| Ok(txn.next_seq("n")?)).await.unwrap();
+        assert_eq!(third, 3);
+        committer.stop().await;
+        let after_stop = committer.write(context(), |_| Ok(())).await;
+        assert!(matches!(after_stop, Err(DomainError::Unavailable(_))));
+    }
+}
