@@ -240,3 +240,42 @@ pub fn bytes_occur_under(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
         std::fs::read(path).map(|bytes| bytes.windows(needle.len()).any(|window| window == needle)).unwrap_or(false)
     })
 }
+
+/// A channel to a node serving TLS on `address`: trusts `ca_pem`, expects the name "localhost" in the node's
+/// certificate, and presents `identity` (a client certificate and its key) if given.
+pub async fn tls_channel(
+    address: SocketAddr,
+    ca_pem: &[u8],
+    identity: Option<tonic::transport::Identity>,
+) -> anyhow::Result<Channel> {
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some(identity) = identity {
+        tls = tls.identity(identity);
+    }
+    Ok(Endpoint::from_shared(format!("https://{address}"))?.tls_config(tls)?.connect().await?)
+}
+
+impl TestNode {
+    /// Starts a node like `start`, but serving TLS: `files` (name, contents) are written into the node's folder
+    /// first, so `spec.extra_toml` can name them relative to the config (`[office.tls]` with `cert_file = "…"`),
+    /// and the harness connects over TLS trusting `ca_pem` (see `tls_channel`).
+    pub async fn start_tls(spec: NodeSpec, files: &[(&str, &[u8])], ca_pem: &[u8]) -> anyhow::Result<TestNode> {
+        let dir = tempfile::tempdir()?;
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents)?;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let config_path = write_node_files(dir.path(), &spec, &address.to_string())?;
+        let config = Config::load_with_env(Some(&config_path), std::iter::empty())?;
+        let tokens = bootstrap_accounts(&config).await?;
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(ecovol_node::server::run(config, listener, async move {
+            let _ = stop.await;
+        }));
+        let channel = tls_channel(address, ca_pem, None).await.context("connecting to the test node over TLS")?;
+        Ok(TestNode { address, dir, config_path, tokens, channel, shutdown: Some(shutdown), task: Some(task) })
+    }
+}

@@ -28,10 +28,7 @@ async fn changes_and_refusals_are_recorded_with_who_what_and_outcome() {
     request.metadata_mut().insert("x-request-id", "office-42".parse().unwrap());
     let number = staff.register_volunteer(request).await.unwrap().into_inner().volunteer.unwrap().volunteer_number;
     let _ = staff.register_volunteer(adult(1)).await.unwrap_err(); // duplicate → conflict
-    let _ = staff
-        .register_volunteer(pb::RegisterVolunteerRequest { phone: "1".into(), ..adult(2) })
-        .await
-        .unwrap_err(); // invalid
+    let _ = staff.register_volunteer(pb::RegisterVolunteerRequest { phone: "1".into(), ..adult(2) }).await.unwrap_err(); // invalid
     let _ = node.volunteers(&node.tokens.auditor).register_volunteer(adult(3)).await.unwrap_err(); // denied
     let _ = staff.get_volunteer(pb::GetVolunteerRequest { volunteer_number: number.clone() }).await.unwrap(); // a read: not audited
 
@@ -88,9 +85,11 @@ async fn entries_are_listed_by_time_range_and_account_with_pages() {
     // By account: the staff account's entries only.
     let staff_id = node.accounts(&node.tokens.staff).who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
     let staff_id = staff_id.account.unwrap().account_id;
-    let by_staff =
-        entries(&node, pb::ListAuditEntriesRequest { account_id: staff_id.clone(), page_size: 5, ..Default::default() })
-            .await;
+    let by_staff = entries(
+        &node,
+        pb::ListAuditEntriesRequest { account_id: staff_id.clone(), page_size: 5, ..Default::default() },
+    )
+    .await;
     assert_eq!(by_staff.len(), 12);
     assert!(by_staff.iter().all(|entry| entry.account_id == staff_id));
     // A range with end before start, and a timestamp with absurd nanos, are refused.

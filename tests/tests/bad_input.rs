@@ -18,17 +18,75 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
 
     // (what, request, expected code, expected violated fields)
     let cases: Vec<(&str, pb::RegisterVolunteerRequest, Code, Vec<&str>)> = vec![
-        ("name too long", pb::RegisterVolunteerRequest { name: "名".repeat(51), ..adult(2) }, Code::InvalidArgument, vec!["name"]),
-        ("control character", pb::RegisterVolunteerRequest { name: "a\u{7}b".into(), ..adult(2) }, Code::InvalidArgument, vec!["name"]),
-        ("NUL in name", pb::RegisterVolunteerRequest { name: "a\0b".into(), ..adult(2) }, Code::InvalidArgument, vec!["name", "name"]),
-        ("unknown enum", pb::RegisterVolunteerRequest { political_status: 99, ..adult(2) }, Code::InvalidArgument, vec!["political_status"]),
-        ("unknown gender", pb::RegisterVolunteerRequest { gender: -4, ..adult(2) }, Code::InvalidArgument, vec!["gender"]),
-        ("too many skills", pb::RegisterVolunteerRequest { skills: (0..1000).map(|i| i.to_string()).collect(), ..adult(2) }, Code::InvalidArgument, vec!["skills"]),
-        ("birth date not a date", pb::RegisterVolunteerRequest { birth_date: "1960-02-30".into(), ..adult(2) }, Code::InvalidArgument, vec!["birth_date"]),
-        ("future birth date", pb::RegisterVolunteerRequest { identity_number: ecovol_tests::fixtures::identity_number("330106", "20990101", 1), ..adult(2) }, Code::InvalidArgument, vec!["identity_number"]),
-        ("15-digit old number", pb::RegisterVolunteerRequest { identity_number: "330106600101001".into(), ..adult(2) }, Code::InvalidArgument, vec!["identity_number"]),
-        ("emoji phone", pb::RegisterVolunteerRequest { phone: "1380013800🙂".into(), ..adult(2) }, Code::InvalidArgument, vec!["phone"]),
-        ("duplicate identity", pb::RegisterVolunteerRequest { phone: "13711112222".into(), ..adult(1) }, Code::AlreadyExists, vec![]),
+        (
+            "name too long",
+            pb::RegisterVolunteerRequest { name: "名".repeat(51), ..adult(2) },
+            Code::InvalidArgument,
+            vec!["name"],
+        ),
+        (
+            "control character",
+            pb::RegisterVolunteerRequest { name: "a\u{7}b".into(), ..adult(2) },
+            Code::InvalidArgument,
+            vec!["name"],
+        ),
+        (
+            "NUL in name",
+            pb::RegisterVolunteerRequest { name: "a\0b".into(), ..adult(2) },
+            Code::InvalidArgument,
+            vec!["name", "name"],
+        ),
+        (
+            "unknown enum",
+            pb::RegisterVolunteerRequest { political_status: 99, ..adult(2) },
+            Code::InvalidArgument,
+            vec!["political_status"],
+        ),
+        (
+            "unknown gender",
+            pb::RegisterVolunteerRequest { gender: -4, ..adult(2) },
+            Code::InvalidArgument,
+            vec!["gender"],
+        ),
+        (
+            "too many skills",
+            pb::RegisterVolunteerRequest { skills: (0..1000).map(|i| i.to_string()).collect(), ..adult(2) },
+            Code::InvalidArgument,
+            vec!["skills"],
+        ),
+        (
+            "birth date not a date",
+            pb::RegisterVolunteerRequest { birth_date: "1960-02-30".into(), ..adult(2) },
+            Code::InvalidArgument,
+            vec!["birth_date"],
+        ),
+        (
+            "future birth date",
+            pb::RegisterVolunteerRequest {
+                identity_number: ecovol_tests::fixtures::identity_number("330106", "20990101", 1),
+                ..adult(2)
+            },
+            Code::InvalidArgument,
+            vec!["identity_number"],
+        ),
+        (
+            "15-digit old number",
+            pb::RegisterVolunteerRequest { identity_number: "330106600101001".into(), ..adult(2) },
+            Code::InvalidArgument,
+            vec!["identity_number"],
+        ),
+        (
+            "emoji phone",
+            pb::RegisterVolunteerRequest { phone: "1380013800🙂".into(), ..adult(2) },
+            Code::InvalidArgument,
+            vec!["phone"],
+        ),
+        (
+            "duplicate identity",
+            pb::RegisterVolunteerRequest { phone: "13711112222".into(), ..adult(1) },
+            Code::AlreadyExists,
+            vec![],
+        ),
     ];
     for (what, request, expected_code, expected_fields) in cases {
         let refused = client.register_volunteer(request).await.unwrap_err();
@@ -43,8 +101,10 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
         .unwrap_err();
     assert!(matches!(huge.code(), Code::OutOfRange | Code::ResourceExhausted), "{huge:?}");
     // Malformed identifiers and page fields.
-    let malformed =
-        client.get_volunteer(pb::GetVolunteerRequest { volunteer_number: "../../etc/passwd".into() }).await.unwrap_err();
+    let malformed = client
+        .get_volunteer(pb::GetVolunteerRequest { volunteer_number: "../../etc/passwd".into() })
+        .await
+        .unwrap_err();
     assert_eq!(violated_fields(&malformed), ["volunteer_number"]);
     let empty = client.get_volunteer(pb::GetVolunteerRequest::default()).await.unwrap_err();
     assert_eq!(violated_fields(&empty), ["volunteer_number"]);

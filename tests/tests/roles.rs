@@ -103,7 +103,8 @@ async fn each_role_is_allowed_and_refused_where_it_should_be() {
         };
         let got = code(volunteers.register_volunteer(adult(100 + index as u32)).await);
         check("RegisterVolunteer", [false, true, false, true, false], got, true);
-        let got = code(volunteers.get_volunteer(pb::GetVolunteerRequest { volunteer_number: cast.member.clone() }).await);
+        let got =
+            code(volunteers.get_volunteer(pb::GetVolunteerRequest { volunteer_number: cast.member.clone() }).await);
         check("GetVolunteer(member)", [false, true, false, true, true], got, false);
         let got =
             code(volunteers.get_volunteer(pb::GetVolunteerRequest { volunteer_number: cast.outsider.clone() }).await);

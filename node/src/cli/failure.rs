@@ -94,9 +94,13 @@ fn hint(status: &Status) -> Option<&'static str> {
     match status.code() {
         Code::Unauthenticated => Some("pass a token with --token or set ECOVOL_TOKEN"),
         Code::PermissionDenied => Some("check the account's roles with `ecovol account whoami`"),
-        // Plain HTTP/2 spoken to a TLS port ends in a protocol error before the node sees a request.
+        // Plain HTTP/2 spoken to a TLS port ends before the node sees a request: as a protocol error, or as a
+        // transport error when the node hangs up on the unexpected bytes.
         Code::Internal if status.message().contains("h2 protocol error") => {
             Some("if the node serves TLS, use --node https://… with --ca")
+        }
+        Code::Unknown if status.message().contains("transport error") => {
+            Some("the connection broke: if the node serves TLS, use --node https://… with --ca")
         }
         _ => None,
     }
