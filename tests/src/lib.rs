@@ -234,6 +234,29 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every needle that occurs in the bytes of some file under `dir`, with the first file it was found in. Each file
+/// is read once, and each needle length is checked with one sliding window over a hash set, so thousands of
+/// needles cost about as much as one.
+pub fn needles_found_under(dir: &Path, needles: &[&[u8]]) -> Vec<(String, PathBuf)> {
+    use std::collections::{BTreeMap, HashSet};
+    let mut by_length: BTreeMap<usize, HashSet<&[u8]>> = BTreeMap::new();
+    for needle in needles.iter().filter(|needle| !needle.is_empty()) {
+        by_length.entry(needle.len()).or_default().insert(needle);
+    }
+    let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in files_under(dir) {
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        for (length, set) in &by_length {
+            for window in bytes.windows(*length) {
+                if set.contains(window) {
+                    found.entry(String::from_utf8_lossy(window).into_owned()).or_insert_with(|| path.clone());
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
 /// True if `needle` occurs anywhere in the bytes of any file under `dir`.
 pub fn bytes_occur_under(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
     files_under(dir).into_iter().find(|path| {
