@@ -115,10 +115,8 @@ async fn every_acknowledged_write_survives_kill_9() {
     let status = node.terminate().unwrap();
     assert!(status.success(), "graceful stop failed: {status}");
     // And none of those identity numbers or phones is stored in plain text.
-    let secrets: Vec<String> = expected
-        .iter()
-        .flat_map(|(_, index)| [adult(*index).identity_number, adult(*index).phone])
-        .collect();
+    let secrets: Vec<String> =
+        expected.iter().flat_map(|(_, index)| [adult(*index).identity_number, adult(*index).phone]).collect();
     let needles: Vec<&[u8]> = secrets.iter().map(|secret| secret.as_bytes()).collect();
     assert_eq!(ecovol_tests::needles_found_under(&dir.path().join("data"), &needles), vec![], "PII in plain text");
 }
