@@ -11,7 +11,10 @@ pub mod audit;
 pub mod connection;
 pub mod console;
 pub mod failure;
+pub mod hours;
 pub mod node;
+pub mod project;
+pub mod signup;
 pub mod site;
 pub mod team;
 pub mod vocabulary;
@@ -69,6 +72,15 @@ pub enum Command {
     /// Service sites.
     #[command(subcommand)]
     Site(site::SiteCommand),
+    /// Projects and the project library.
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
+    /// Sign-ups to projects and their waitlists.
+    #[command(subcommand)]
+    Signup(signup::SignupCommand),
+    /// Service hours: record, confirm, correct, amend, revoke.
+    #[command(subcommand)]
+    Hours(hours::HoursCommand),
     /// The audit trail (auditors only).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -132,6 +144,9 @@ async fn dispatch(command: Command, connection: &ConnectionArgs, console: &mut C
         Command::Volunteer(command) => volunteer::run(command, connection, console).await,
         Command::Team(command) => team::run(command, connection, console).await,
         Command::Site(command) => site::run(command, connection, console).await,
+        Command::Project(command) => project::run(command, connection, console).await,
+        Command::Signup(command) => signup::run(command, connection, console).await,
+        Command::Hours(command) => hours::run(command, connection, console).await,
         Command::Audit(command) => audit::run(command, connection, console).await,
         Command::Node(command) => node::run(command, connection, console).await,
     }

@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub limits: LimitsSection,
     #[serde(default)]
+    pub hours: HoursSection,
+    #[serde(default)]
     pub log: LogSection,
 }
 
@@ -149,6 +151,32 @@ pub struct LimitsSection {
 impl Default for LimitsSection {
     fn default() -> Self {
         Self { page_size_default: 50, page_size_max: 500 }
+    }
+}
+
+/// `[hours]`: how service hours are counted. Rounding rules vary by region (MCA Order 67 leaves them to the
+/// organiser), so they are configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HoursSection {
+    /// Credited minutes are the service interval rounded to the nearest multiple of this, halves rounded up
+    /// (15: to the quarter hour). One of 1, 5, 6, 10, 15, 30, 60.
+    pub rounding_minutes: u32,
+    /// A record may start before the project's start, or end after its end, by at most this many minutes.
+    pub window_tolerance_minutes: u32,
+    /// Most hours one volunteer may serve in one calendar day (China time) over all their records; between 1
+    /// and 24.
+    pub day_hours_max: u32,
+    /// Most rows in one bulk recording call.
+    pub bulk_rows_max: u32,
+}
+
+/// The values `hours.rounding_minutes` may take.
+pub const ROUNDING_MINUTES_ALLOWED: [u32; 7] = [1, 5, 6, 10, 15, 30, 60];
+
+impl Default for HoursSection {
+    fn default() -> Self {
+        Self { rounding_minutes: 15, window_tolerance_minutes: 60, day_hours_max: 24, bulk_rows_max: 1000 }
     }
 }
 
@@ -299,6 +327,18 @@ impl Config {
         }
         if self.limits.page_size_max == 0 || self.limits.page_size_max > 10_000 {
             problems.push("limits.page_size_max: must be between 1 and 10000".into());
+        }
+        if !ROUNDING_MINUTES_ALLOWED.contains(&self.hours.rounding_minutes) {
+            problems.push("hours.rounding_minutes: must be one of 1, 5, 6, 10, 15, 30, 60".into());
+        }
+        if self.hours.window_tolerance_minutes > 7 * 24 * 60 {
+            problems.push("hours.window_tolerance_minutes: must be at most 10080 (a week)".into());
+        }
+        if !(1..=24).contains(&self.hours.day_hours_max) {
+            problems.push("hours.day_hours_max: must be between 1 and 24".into());
+        }
+        if !(1..=100_000).contains(&self.hours.bulk_rows_max) {
+            problems.push("hours.bulk_rows_max: must be between 1 and 100000".into());
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ecovol_proto::v1::{
     account_service_server::AccountServiceServer, audit_service_server::AuditServiceServer,
-    node_service_server::NodeServiceServer, site_service_server::SiteServiceServer,
+    node_service_server::NodeServiceServer, project_service_server::ProjectServiceServer,
+    sign_up_service_server::SignUpServiceServer, site_service_server::SiteServiceServer,
     team_service_server::TeamServiceServer, volunteer_service_server::VolunteerServiceServer,
 };
 use tokio::net::TcpListener;
@@ -20,9 +21,12 @@ use crate::app::App;
 use crate::audit::{self, AuditContext};
 use crate::auth::Caller;
 use crate::config::Config;
+use crate::service::hours::ServiceRecordApi;
 use crate::service::{
-    account::AccountApi, audit::AuditApi, node::NodeApi, site::SiteApi, team::TeamApi, volunteer::VolunteerApi,
+    account::AccountApi, audit::AuditApi, node::NodeApi, project::ProjectApi, signup::SignUpApi, site::SiteApi,
+    team::TeamApi, volunteer::VolunteerApi,
 };
+use ecovol_proto::v1::service_record_service_server::ServiceRecordServiceServer;
 
 /// Loads the config at `path`, starts logging, binds the office port and serves until SIGTERM or Ctrl-C.
 pub async fn serve(path: &Path, json_logs: bool) -> anyhow::Result<()> {
@@ -90,10 +94,13 @@ pub async fn run(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<VolunteerServiceServer<VolunteerApi>>().await;
     health_reporter.set_serving::<TeamServiceServer<TeamApi>>().await;
+    health_reporter.set_serving::<ServiceRecordServiceServer<ServiceRecordApi>>().await;
     health_reporter.set_serving::<SiteServiceServer<SiteApi>>().await;
     health_reporter.set_serving::<AccountServiceServer<AccountApi>>().await;
     health_reporter.set_serving::<AuditServiceServer<AuditApi>>().await;
     health_reporter.set_serving::<NodeServiceServer<NodeApi>>().await;
+    health_reporter.set_serving::<ProjectServiceServer<ProjectApi>>().await;
+    health_reporter.set_serving::<SignUpServiceServer<SignUpApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ecovol_proto::FILE_DESCRIPTOR_SET)
@@ -118,10 +125,15 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(VolunteerServiceServer::new(VolunteerApi { app: app.clone() }).max_decoding_message_size(limit))
         .add_service(TeamServiceServer::new(TeamApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(
+            ServiceRecordServiceServer::new(ServiceRecordApi { app: app.clone() }).max_decoding_message_size(limit),
+        )
         .add_service(SiteServiceServer::new(SiteApi { app: app.clone() }).max_decoding_message_size(limit))
         .add_service(AccountServiceServer::new(AccountApi { app: app.clone() }).max_decoding_message_size(limit))
         .add_service(AuditServiceServer::new(AuditApi { app: app.clone() }).max_decoding_message_size(limit))
-        .add_service(NodeServiceServer::new(NodeApi { app: app.clone() }).max_decoding_message_size(limit));
+        .add_service(NodeServiceServer::new(NodeApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(ProjectServiceServer::new(ProjectApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(SignUpServiceServer::new(SignUpApi { app: app.clone() }).max_decoding_message_size(limit));
 
     let sweeper = tokio::spawn(retention_sweeps(app.clone()));
     // Graceful shutdown: stop accepting, let in-flight requests finish for up to the grace period, then close what

@@ -3,7 +3,10 @@
 
 pub mod account;
 pub mod audit;
+pub mod hours;
 pub mod node;
+pub mod project;
+pub mod signup;
 pub mod site;
 pub mod team;
 pub mod volunteer;

@@ -162,6 +162,20 @@ impl Node {
     pub fn node(&self) -> NodeServiceClient<Authenticated> {
         NodeServiceClient::new(self.authenticated())
     }
+
+    pub fn projects(&self) -> ecovol_proto::v1::project_service_client::ProjectServiceClient<Authenticated> {
+        ecovol_proto::v1::project_service_client::ProjectServiceClient::new(self.authenticated())
+    }
+
+    pub fn sign_ups(&self) -> ecovol_proto::v1::sign_up_service_client::SignUpServiceClient<Authenticated> {
+        ecovol_proto::v1::sign_up_service_client::SignUpServiceClient::new(self.authenticated())
+    }
+
+    pub fn service_records(
+        &self,
+    ) -> ecovol_proto::v1::service_record_service_client::ServiceRecordServiceClient<Authenticated> {
+        ecovol_proto::v1::service_record_service_client::ServiceRecordServiceClient::new(self.authenticated())
+    }
 }
 
 /// An error with its causes, `outer: inner: root` (tonic's own message is often just "transport error").
