@@ -285,7 +285,9 @@ fn synthetic_volunteer(index: u32, rng: &mut impl Rng) -> pb::RegisterVolunteerR
     let day = rng.random_range(1..=28);
     let first17 = format!("{CODE}{year:04}{month:02}{day:02}{:03}", index % 1000);
     let check = identity_check_char(&first17).unwrap_or('0');
-    let name = format!("{}{}", SURNAMES[rng.random_range(0..SURNAMES.len())], GIVEN[rng.random_range(0..GIVEN.len())]);
+    // The 17th digit (the last of the sequence) is odd for men, even for women (GB 11643).
+    let given = if index % 2 == 1 { GIVEN_MALE } else { GIVEN_FEMALE };
+    let name = format!("{}{}", SURNAMES[rng.random_range(0..SURNAMES.len())], given[rng.random_range(0..given.len())]);
     let skills = (0..rng.random_range(0..3)).map(|_| SKILLS[rng.random_range(0..SKILLS.len())].to_string());
     let mut skills: Vec<String> = skills.collect();
     skills.sort();
