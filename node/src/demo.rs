@@ -184,10 +184,8 @@ async fn summarise(channel: &Channel, token: &str) -> anyhow::Result<(usize, usi
 
 const SURNAMES: &[&str] =
     &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林"];
-const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "晨",
-    "雨桐",
-];
+const GIVEN_MALE: &[&str] = &["伟", "强", "磊", "洋", "勇", "军", "杰", "涛", "明", "超", "浩然", "子轩"];
+const GIVEN_FEMALE: &[&str] = &["芳", "娜", "敏", "静", "丽", "艳", "娟", "秀英", "雨桐", "欣怡", "晓燕", "婷"];
 const SKILLS: &[&str] = &["垃圾分类", "水质监测", "鸟类观察", "环保宣讲", "急救", "摄影", "植树", "外语"];
 const TEAMS: &[(&str, pb::TeamKind)] = &[
     ("西湖区生态环境志愿服务总队", pb::TeamKind::PeoplesOrganisation),
