@@ -314,3 +314,45 @@ async fn the_command_line_suggests_https_when_plain_text_meets_a_tls_node() {
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("if the node serves TLS, use --node https://… with --ca"), "{err}");
 }
+
+#[tokio::test]
+async fn the_command_line_signs_in_with_a_bound_client_certificate_and_no_token() {
+    let office = Authority::new("ecovol test office CA");
+    let node = tls_node(&office).await;
+    let (certificate, key) = office.issue("李四 office PC", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    let account_id = bind_certificate(&node, "李四", &certificate_sha256(certificate.der())).await;
+    let files = tempfile::tempdir().unwrap();
+    let path = |name: &str| files.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(path("ca.pem"), &office.pem).unwrap();
+    std::fs::write(path("me.pem"), certificate.pem()).unwrap();
+    std::fs::write(path("me.key"), key.serialize_pem()).unwrap();
+    let https = format!("https://{}", node.address);
+    let (code, out, err) = ecovol(&[
+        "--node",
+        &https,
+        "--ca",
+        &path("ca.pem"),
+        "--domain",
+        "localhost",
+        "--cert",
+        &path("me.pem"),
+        "--key",
+        &path("me.key"),
+        "-o",
+        "json",
+        "account",
+        "whoami",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let me: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(me["account"]["account_id"], account_id.as_str());
+    // --cert without --key is a usage mistake, and so is --cert on plain http.
+    let (code, _, _) =
+        ecovol(&["--node", &https, "--ca", &path("ca.pem"), "--cert", &path("me.pem"), "account", "whoami"]).await;
+    assert_eq!(code, 2);
+    let plain = format!("http://{}", node.address);
+    let (code, _, err) =
+        ecovol(&["--node", &plain, "--cert", &path("me.pem"), "--key", &path("me.key"), "account", "whoami"]).await;
+    assert_eq!(code, 2, "{err}");
+}

@@ -43,6 +43,15 @@ pub struct ConnectionArgs {
     /// TLS server name to expect in the node's certificate, if it differs from the host in --node.
     #[arg(long, global = true, value_name = "NAME")]
     pub domain: Option<String>,
+
+    /// Client certificate (PEM) to sign in with instead of a token, on an https:// node whose operator bound
+    /// its SHA-256 to your account. Needs --key.
+    #[arg(long, global = true, env = "ECOVOL_CERT", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --cert.
+    #[arg(long, global = true, env = "ECOVOL_KEY", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 /// Adds the caller's credentials and a request id to every call.
@@ -115,6 +124,12 @@ impl Node {
             if let Some(domain) = &args.domain {
                 tls = tls.domain_name(domain.clone());
             }
+            if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+                let read = |flag: &str, path: &PathBuf| {
+                    std::fs::read(path).map_err(|error| Failure::Usage(format!("--{flag} {}: {error}", path.display())))
+                };
+                tls = tls.identity(tonic::transport::Identity::from_pem(read("cert", cert)?, read("key", key)?));
+            }
             endpoint =
                 endpoint.tls_config(tls).map_err(|error| Failure::Usage(format!("TLS settings: {}", chain(&error))))?;
         } else {
@@ -126,6 +141,9 @@ impl Node {
             }
             if args.domain.is_some() {
                 console.note("note: --domain is ignored without https://");
+            }
+            if args.cert.is_some() {
+                return Err(Failure::Usage("--cert signs in over TLS only: use --node https://… with --ca".into()));
             }
         }
         let channel = endpoint
