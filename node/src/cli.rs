@@ -8,14 +8,18 @@
 pub mod account;
 pub mod admin;
 pub mod audit;
+pub mod certificate;
 pub mod connection;
 pub mod console;
 pub mod failure;
 pub mod hours;
 pub mod node;
 pub mod project;
+pub mod recognition;
 pub mod signup;
 pub mod site;
+pub mod stats;
+pub mod supervision;
 pub mod team;
 pub mod vocabulary;
 pub mod volunteer;
@@ -81,6 +85,22 @@ pub enum Command {
     /// Service hours: record, confirm, correct, amend, revoke.
     #[command(subcommand)]
     Hours(hours::HoursCommand),
+    /// Evaluation: rate a volunteer's service, record a project's outcome.
+    #[command(subcommand)]
+    Evaluation(recognition::EvaluationCommand),
+    /// Training sessions and their attendance.
+    #[command(subcommand)]
+    Training(recognition::TrainingCommand),
+    /// A volunteer's recognition: confirmed hours, ratings, trainings, star and star events.
+    Profile(recognition::ProfileArgs),
+    /// Service certificates: issue, verify, show.
+    #[command(subcommand)]
+    Certificate(certificate::CertificateCommand),
+    /// Social supervision reports of damage to the environment.
+    #[command(subcommand)]
+    Supervision(supervision::SupervisionCommand),
+    /// Statistics of this node by month and activity kind (staff, auditors).
+    Stats(stats::StatsArgs),
     /// The audit trail (auditors only).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -147,6 +167,12 @@ async fn dispatch(command: Command, connection: &ConnectionArgs, console: &mut C
         Command::Project(command) => project::run(command, connection, console).await,
         Command::Signup(command) => signup::run(command, connection, console).await,
         Command::Hours(command) => hours::run(command, connection, console).await,
+        Command::Evaluation(command) => recognition::run_evaluation(command, connection, console).await,
+        Command::Training(command) => recognition::run_training(command, connection, console).await,
+        Command::Profile(args) => recognition::run_profile(args, connection, console).await,
+        Command::Certificate(command) => certificate::run(command, connection, console).await,
+        Command::Supervision(command) => supervision::run(command, connection, console).await,
+        Command::Stats(args) => stats::run(args, connection, console).await,
         Command::Audit(command) => audit::run(command, connection, console).await,
         Command::Node(command) => node::run(command, connection, console).await,
     }

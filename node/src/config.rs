@@ -27,6 +27,8 @@ pub struct Config {
     #[serde(default)]
     pub hours: HoursSection,
     #[serde(default)]
+    pub stars: StarsSection,
+    #[serde(default)]
     pub log: LogSection,
 }
 
@@ -177,6 +179,55 @@ pub const ROUNDING_MINUTES_ALLOWED: [u32; 7] = [1, 5, 6, 10, 15, 30, 60];
 impl Default for HoursSection {
     fn default() -> Self {
         Self { rounding_minutes: 15, window_tolerance_minutes: 60, day_hours_max: 24, bulk_rows_max: 1000 }
+    }
+}
+
+/// `[stars]`: the star rating (星级志愿者) by cumulative confirmed hours. The common scale (MCA practice, China
+/// Association of Social Work) is 100 / 300 / 600 / 1000 / 1500 hours; regions differ, and so does the level of
+/// office that certifies each star (e.g. Fujian: 1–2★ county, 3–4★ city, 5★ province), so both are configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StarsSection {
+    /// Confirmed hours needed for star 1, 2, …: whole hours, strictly increasing, 1 to 10 entries.
+    pub thresholds_hours: Vec<u32>,
+    /// The level that certifies each star ("province", "city" or "county"), one per threshold.
+    pub certifying_levels: Vec<Level>,
+}
+
+/// Most stars a scale may have.
+pub const STARS_MAX: usize = 10;
+
+impl Default for StarsSection {
+    fn default() -> Self {
+        Self {
+            thresholds_hours: vec![100, 300, 600, 1000, 1500],
+            certifying_levels: vec![Level::County, Level::County, Level::City, Level::City, Level::Province],
+        }
+    }
+}
+
+impl StarsSection {
+    /// The broken rules of this section, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let thresholds = &self.thresholds_hours;
+        if thresholds.is_empty() || thresholds.len() > STARS_MAX {
+            problems.push(format!("stars.thresholds_hours: must have 1 to {STARS_MAX} entries"));
+        }
+        if thresholds.first().is_some_and(|first| *first == 0) {
+            problems.push("stars.thresholds_hours: must be at least 1 hour".into());
+        }
+        if thresholds.windows(2).any(|pair| pair[0] >= pair[1]) {
+            problems.push("stars.thresholds_hours: must be strictly increasing".into());
+        }
+        if self.certifying_levels.len() != thresholds.len() {
+            problems.push(format!(
+                "stars.certifying_levels: must have one level per threshold ({}), got {}",
+                thresholds.len(),
+                self.certifying_levels.len()
+            ));
+        }
+        problems
     }
 }
 
@@ -340,6 +391,7 @@ impl Config {
         if !(1..=100_000).contains(&self.hours.bulk_rows_max) {
             problems.push("hours.bulk_rows_max: must be between 1 and 100000".into());
         }
+        problems.extend(self.stars.problems());
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 
@@ -408,6 +460,38 @@ mod tests {
         assert_eq!(config.node.level, Level::County);
         assert_eq!(config.audit.retention_days, 365);
         assert!(config.office.tls.is_none());
+    }
+
+    #[test]
+    fn the_star_scale_defaults_to_the_common_one_and_is_checked() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert_eq!(config.stars.thresholds_hours, vec![100, 300, 600, 1000, 1500]);
+        assert_eq!(config.stars.certifying_levels.len(), 5);
+        let check = |section: &str, expected: &[&str]| {
+            let result = load(&format!("{MINIMAL}[stars]\n{section}"), &[]);
+            if expected.is_empty() {
+                assert!(result.is_ok(), "{section}: {result:?}");
+            } else {
+                let error = result.unwrap_err().to_string();
+                for rule in expected {
+                    assert!(error.contains(rule), "{section}: {rule} missing in {error}");
+                }
+            }
+        };
+        check("thresholds_hours = [1, 2]\ncertifying_levels = [\"county\", \"province\"]\n", &[]);
+        check("thresholds_hours = []\ncertifying_levels = []\n", &["1 to 10 entries"]);
+        check("thresholds_hours = [100, 100]\ncertifying_levels = [\"county\", \"city\"]\n", &["strictly increasing"]);
+        check("thresholds_hours = [0, 5]\ncertifying_levels = [\"county\", \"city\"]\n", &["at least 1 hour"]);
+        check("thresholds_hours = [1, 2, 3]\ncertifying_levels = [\"county\"]\n", &["stars.certifying_levels"]);
+        check(
+            &format!(
+                "thresholds_hours = {:?}\ncertifying_levels = {:?}\n",
+                (1..=11).collect::<Vec<u32>>(),
+                ["county"; 11]
+            ),
+            &["1 to 10 entries"],
+        );
+        check("thresholds_hours = [1]\ncertifying_levels = [\"town\"]\n", &["town"]);
     }
 
     #[test]

@@ -538,6 +538,8 @@ fn adjust_total(txn: &mut Txn<'_>, record: &ServiceRecord, add: bool) -> Result<
     })?;
     total = ConfirmedTotal { confirmed_minutes, confirmed_hours_x100 };
     txn.put_json(key, &total);
+    // Star rating: the star follows the confirmed total in the same write (DOMAIN.md "Star rating").
+    crate::stars::on_total_changed(txn, &record.volunteer_number, total.confirmed_minutes)?;
     Ok(())
 }
 

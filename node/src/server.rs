@@ -21,12 +21,20 @@ use crate::app::App;
 use crate::audit::{self, AuditContext};
 use crate::auth::Caller;
 use crate::config::Config;
+use crate::service::certificate::CertificateApi;
 use crate::service::hours::ServiceRecordApi;
+use crate::service::recognition::RecognitionApi;
+use crate::service::stats::StatsApi;
+use crate::service::supervision::SupervisionApi;
 use crate::service::{
     account::AccountApi, audit::AuditApi, node::NodeApi, project::ProjectApi, signup::SignUpApi, site::SiteApi,
     team::TeamApi, volunteer::VolunteerApi,
 };
+use ecovol_proto::v1::certificate_service_server::CertificateServiceServer;
+use ecovol_proto::v1::recognition_service_server::RecognitionServiceServer;
 use ecovol_proto::v1::service_record_service_server::ServiceRecordServiceServer;
+use ecovol_proto::v1::stats_service_server::StatsServiceServer;
+use ecovol_proto::v1::supervision_service_server::SupervisionServiceServer;
 
 /// Loads the config at `path`, starts logging, binds the office port and serves until SIGTERM or Ctrl-C.
 pub async fn serve(path: &Path, json_logs: bool) -> anyhow::Result<()> {
@@ -81,6 +89,7 @@ pub async fn run(
         None => None,
     };
     let app = App::open(config).context("cannot open the node")?;
+    crate::stars::install_rule(&app).await.context("recording the star rule of [stars]")?;
     let address = listener.local_addr().ok();
     tracing::info!(
         code = %app.config.node.code,
@@ -99,8 +108,12 @@ pub async fn run(
     health_reporter.set_serving::<AccountServiceServer<AccountApi>>().await;
     health_reporter.set_serving::<AuditServiceServer<AuditApi>>().await;
     health_reporter.set_serving::<NodeServiceServer<NodeApi>>().await;
+    health_reporter.set_serving::<RecognitionServiceServer<RecognitionApi>>().await;
     health_reporter.set_serving::<ProjectServiceServer<ProjectApi>>().await;
     health_reporter.set_serving::<SignUpServiceServer<SignUpApi>>().await;
+    health_reporter.set_serving::<StatsServiceServer<StatsApi>>().await;
+    health_reporter.set_serving::<CertificateServiceServer<CertificateApi>>().await;
+    health_reporter.set_serving::<SupervisionServiceServer<SupervisionApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ecovol_proto::FILE_DESCRIPTOR_SET)
@@ -123,6 +136,9 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(
+            RecognitionServiceServer::new(RecognitionApi { app: app.clone() }).max_decoding_message_size(limit),
+        )
         .add_service(VolunteerServiceServer::new(VolunteerApi { app: app.clone() }).max_decoding_message_size(limit))
         .add_service(TeamServiceServer::new(TeamApi { app: app.clone() }).max_decoding_message_size(limit))
         .add_service(
@@ -133,7 +149,14 @@ pub async fn run(
         .add_service(AuditServiceServer::new(AuditApi { app: app.clone() }).max_decoding_message_size(limit))
         .add_service(NodeServiceServer::new(NodeApi { app: app.clone() }).max_decoding_message_size(limit))
         .add_service(ProjectServiceServer::new(ProjectApi { app: app.clone() }).max_decoding_message_size(limit))
-        .add_service(SignUpServiceServer::new(SignUpApi { app: app.clone() }).max_decoding_message_size(limit));
+        .add_service(SignUpServiceServer::new(SignUpApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(StatsServiceServer::new(StatsApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(
+            CertificateServiceServer::new(CertificateApi { app: app.clone() }).max_decoding_message_size(limit),
+        )
+        .add_service(
+            SupervisionServiceServer::new(SupervisionApi { app: app.clone() }).max_decoding_message_size(limit),
+        );
 
     let sweeper = tokio::spawn(retention_sweeps(app.clone()));
     // Graceful shutdown: stop accepting, let in-flight requests finish for up to the grace period, then close what

@@ -3,11 +3,15 @@
 
 pub mod account;
 pub mod audit;
+pub mod certificate;
 pub mod hours;
 pub mod node;
 pub mod project;
+pub mod recognition;
 pub mod signup;
 pub mod site;
+pub mod stats;
+pub mod supervision;
 pub mod team;
 pub mod volunteer;
 

@@ -194,6 +194,24 @@ impl Node {
     ) -> ecovol_proto::v1::service_record_service_client::ServiceRecordServiceClient<Authenticated> {
         ecovol_proto::v1::service_record_service_client::ServiceRecordServiceClient::new(self.authenticated())
     }
+
+    pub fn stats(&self) -> ecovol_proto::v1::stats_service_client::StatsServiceClient<Authenticated> {
+        ecovol_proto::v1::stats_service_client::StatsServiceClient::new(self.authenticated())
+    }
+
+    pub fn certificates(
+        &self,
+    ) -> ecovol_proto::v1::certificate_service_client::CertificateServiceClient<Authenticated> {
+        ecovol_proto::v1::certificate_service_client::CertificateServiceClient::new(self.authenticated())
+    }
+
+    pub fn supervision(&self) -> ecovol_proto::v1::supervision_service_client::SupervisionServiceClient<Authenticated> {
+        ecovol_proto::v1::supervision_service_client::SupervisionServiceClient::new(self.authenticated())
+    }
+
+    pub fn recognition(&self) -> ecovol_proto::v1::recognition_service_client::RecognitionServiceClient<Authenticated> {
+        ecovol_proto::v1::recognition_service_client::RecognitionServiceClient::new(self.authenticated())
+    }
 }
 
 /// An error with its causes, `outer: inner: root` (tonic's own message is often just "transport error").
