@@ -27,6 +27,7 @@ pub struct NodeKeys {
     aead: aead::LessSafeKey,
     identity_lookup: hmac::Key,
     phone_lookup: hmac::Key,
+    pseudonym: hmac::Key,
     random: rand::SystemRandom,
 }
 
@@ -60,10 +61,15 @@ impl NodeKeys {
             .expand(&[b"phone-lookup"], hmac::HMAC_SHA256)
             .map(Into::into)
             .unwrap_or_else(|_| unreachable!("32-byte HKDF output is always available"));
+        let pseudonym: hmac::Key = prk
+            .expand(&[b"pseudonym"], hmac::HMAC_SHA256)
+            .map(Into::into)
+            .unwrap_or_else(|_| unreachable!("32-byte HKDF output is always available"));
         Self {
             aead: aead::LessSafeKey::new(aead_key),
             identity_lookup,
             phone_lookup,
+            pseudonym,
             random: rand::SystemRandom::new(),
         }
     }
@@ -125,6 +131,13 @@ impl NodeKeys {
     /// Keyed hash of an identity number, for uniqueness and lookup (hex).
     pub fn identity_lookup_key(&self, identity_number: &str) -> String {
         hex::encode(hmac::sign(&self.identity_lookup, identity_number.as_bytes()))
+    }
+
+    /// A stable pseudonym for `value` in the context `purpose` (16 hex characters): the same value gives the same
+    /// pseudonym, so entries can be linked, but it cannot be turned back without the node key.
+    pub fn pseudonym(&self, purpose: &str, value: &str) -> String {
+        let tag = hmac::sign(&self.pseudonym, format!("{purpose}\0{value}").as_bytes());
+        hex::encode(&tag.as_ref()[..8])
     }
 
     /// Keyed hash of a phone number, for search by phone (hex).

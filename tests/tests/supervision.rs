@@ -144,6 +144,20 @@ async fn a_report_moves_forward_and_its_reporter_is_seen_only_by_staff_and_thems
         assert!(!entry.detail.contains("志愿者1"), "{entry:?}");
     }
     assert!(trail.iter().any(|entry| entry.operation == "SupervisionService/SubmitReport" && entry.target == id));
+    // Nor does the account that submitted it: a volunteer reporting as themself appears under a pseudonym only.
+    let reporter_account = node.accounts(&cast.reporter_token).who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    let reporter_account = reporter_account.into_inner().account.unwrap();
+    let submitted =
+        trail.iter().find(|entry| entry.operation == "SupervisionService/SubmitReport" && entry.target == id);
+    let submitted = submitted.unwrap();
+    assert!(submitted.account_id.starts_with("reporter-"), "{submitted:?}");
+    assert_eq!(submitted.account_name, "confidential reporter");
+    for entry in &trail {
+        if entry.operation.starts_with("SupervisionService/") {
+            assert_ne!(entry.account_id, reporter_account.account_id, "{entry:?}");
+            assert_ne!(entry.account_name, reporter_account.name, "{entry:?}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use super::{caller, page, status};
 use crate::app::App;
 use crate::audit::AuditContext;
 use crate::auth::Caller;
+use crate::auth::Role;
 use crate::supervision::{self, AdvanceReport, SubmitReport, SupervisionReport};
 
 /// The supervision service: reports of damage to the environment, their handling, and the reporter's
@@ -32,6 +33,18 @@ impl SupervisionApi {
     }
 }
 
+/// How a caller appears in the audit entries of supervision reports. A volunteer (reporting as themself, or
+/// trying anything else here) is named by a keyed pseudonym only: the reporter's identity is for this node's staff
+/// alone (Environmental Protection Law art. 57), not for auditors. Staff appear as themselves.
+fn confidential(app: &App, caller: &Caller) -> Caller {
+    let mut audited = caller.clone();
+    if caller.has(Role::Volunteer) && !caller.has(Role::Staff) {
+        audited.account_id = format!("reporter-{}", app.keys.pseudonym("reporter", &caller.account_id));
+        audited.name = "confidential reporter".into();
+    }
+    audited
+}
+
 #[tonic::async_trait]
 impl SupervisionService for SupervisionApi {
     async fn submit_report(
@@ -40,7 +53,8 @@ impl SupervisionService for SupervisionApi {
     ) -> Result<Response<pb::SubmitReportResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         // The audit target is the new report's id, set by the use-case; never the reporter.
-        let context = AuditContext::new(&caller, "SupervisionService/SubmitReport", "new report");
+        let audited = confidential(&self.app, &caller);
+        let context = AuditContext::new(&audited, "SupervisionService/SubmitReport", "new report");
         let command = SubmitReport::parse(request.into_inner(), chrono::Utc::now());
         let app = self.app.clone();
         let use_caller = caller.clone();
@@ -59,7 +73,11 @@ impl SupervisionService for SupervisionApi {
     ) -> Result<Response<pb::AdvanceReportResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
-        let context = AuditContext::new(&caller, "SupervisionService/AdvanceReport", &request.report_id);
+        let context = AuditContext::new(
+            &confidential(&self.app, &caller),
+            "SupervisionService/AdvanceReport",
+            &request.report_id,
+        );
         let command = AdvanceReport::try_from(request);
         let use_caller = caller.clone();
         let report = self
