@@ -23,6 +23,8 @@ pub mod stats;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod training;
 pub mod validate;
 pub mod wire;

@@ -8,6 +8,7 @@
 
 pub mod fixtures;
 pub mod process;
+pub mod scenario;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

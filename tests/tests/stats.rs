@@ -1,15 +1,12 @@
 //! Statistics over real gRPC against a real node: the figures equal what the test created; roles and bad ranges.
 
-use std::time::Duration as StdDuration;
-
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{Duration, Utc};
 use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::{
-    project_service_client::ProjectServiceClient, recognition_service_client::RecognitionServiceClient,
-    service_record_service_client::ServiceRecordServiceClient, sign_up_service_client::SignUpServiceClient,
+    recognition_service_client::RecognitionServiceClient, service_record_service_client::ServiceRecordServiceClient,
     stats_service_client::StatsServiceClient,
 };
-use ecovol_tests::fixtures::adult;
+use ecovol_tests::scenario::{Cast, authed, china_date, served_cast};
 use ecovol_tests::{Authed, Bearer, NodeSpec, TestNode, violated_fields};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -19,103 +16,8 @@ use tonic::service::interceptor::InterceptedService;
 const HOURS_TOML: &str = "[hours]\nwindow_tolerance_minutes = 10080\n\n[stars]\nthresholds_hours = [1, 3]\n\
                           certifying_levels = [\"county\", \"county\"]\n";
 
-struct Cast {
-    node: TestNode,
-    /// Volunteer with one confirmed record (09:00–12:15 two days ago: 3.25 h) and their account.
-    served: String,
-    served_token: String,
-    /// Volunteer with a recorded, unconfirmed record only.
-    unconfirmed: String,
-    /// 00:00 China time two days ago.
-    day: DateTime<Utc>,
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: 0 }
-}
-
-fn authed(node: &TestNode, token: &str) -> Authed {
-    InterceptedService::new(node.channel.clone(), Bearer::new(token))
-}
-
 async fn cast() -> Cast {
-    let node = TestNode::start(NodeSpec { extra_toml: HOURS_TOML.into(), ..NodeSpec::county("330106") })
-        .await
-        .expect("node starts");
-    let staff = &node.tokens.staff;
-    let mut volunteers = node.volunteers(staff);
-    let served =
-        volunteers.register_volunteer(adult(1)).await.unwrap().into_inner().volunteer.unwrap().volunteer_number;
-    let unconfirmed =
-        volunteers.register_volunteer(adult(2)).await.unwrap().into_inner().volunteer.unwrap().volunteer_number;
-    let team_request = pb::CreateTeamRequest {
-        name: "西湖护水队".into(),
-        kind: pb::TeamKind::SocialOrganisation as i32,
-        ..Default::default()
-    };
-    let team_id = node.teams(staff).create_team(team_request).await.unwrap().into_inner().team.unwrap().team_id;
-    let account_request = pb::CreateAccountRequest {
-        name: "志愿者账号".into(),
-        department: pb::Department::YouthLeague as i32,
-        roles: vec![pb::Role::Volunteer as i32],
-        volunteer_number: served.clone(),
-        ..Default::default()
-    };
-    let served_token =
-        node.accounts(&node.tokens.operator).create_account(account_request).await.unwrap().into_inner().token;
-
-    let mut projects = ProjectServiceClient::new(authed(&node, staff));
-    let start = Utc::now() + Duration::seconds(2);
-    let project_request = pb::CreateProjectRequest {
-        title: "西溪湿地清洁".into(),
-        activity_kind: pb::ActivityKind::GreenLowCarbon as i32,
-        organising_team_id: team_id,
-        start_at: Some(timestamp(start)),
-        end_at: Some(timestamp(start + Duration::days(1))),
-        capacity: 10,
-        ..Default::default()
-    };
-    let project_id = projects.create_project(project_request).await.unwrap().into_inner().project.unwrap().project_id;
-    projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await.unwrap();
-    for (index, number) in [&served, &unconfirmed].into_iter().enumerate() {
-        let request = pb::SignUpRequest {
-            project_id: project_id.clone(),
-            volunteer_number: number.clone(),
-            idempotency_key: format!("signup-{index}"),
-        };
-        SignUpServiceClient::new(authed(&node, staff)).sign_up(request).await.unwrap();
-    }
-    let wait = (start - Utc::now()).num_milliseconds().max(0) as u64 + 200;
-    tokio::time::sleep(StdDuration::from_millis(wait)).await;
-
-    let china = ecovol_node::wire::china();
-    let two_days_ago = (Utc::now() - Duration::days(2)).with_timezone(&china).date_naive();
-    let day = china.from_local_datetime(&two_days_ago.and_time(NaiveTime::MIN)).unwrap().with_timezone(&Utc);
-    let mut hours = ServiceRecordServiceClient::new(authed(&node, staff));
-    for (number, minutes, key) in [(&served, 195, "served"), (&unconfirmed, 60, "unconfirmed")] {
-        let request = pb::RecordServiceRequest {
-            project_id: project_id.clone(),
-            volunteer_number: number.clone(),
-            method: pb::RecordingMethod::CheckInOut as i32,
-            start_time: Some(timestamp(day + Duration::hours(9))),
-            end_time: Some(timestamp(day + Duration::hours(9) + Duration::minutes(minutes))),
-            content: "湿地垃圾清理 <b>".into(),
-            walk_in: false,
-            idempotency_key: key.into(),
-        };
-        let record = hours.record_service(request).await.unwrap().into_inner().record.unwrap();
-        if number == &served {
-            hours
-                .confirm_service_record(pb::ConfirmServiceRecordRequest { record_id: record.record_id })
-                .await
-                .unwrap();
-        }
-    }
-    Cast { node, served, served_token, unconfirmed, day }
-}
-
-fn china_date(time: DateTime<Utc>) -> String {
-    time.with_timezone(&ecovol_node::wire::china()).date_naive().to_string()
+    served_cast(HOURS_TOML).await
 }
 
 fn stats(node: &TestNode, token: &str) -> StatsServiceClient<Authed> {

@@ -29,22 +29,7 @@ fn ts(text: &str) -> Option<prost_types::Timestamp> {
     Some(wire::timestamp(at(text)))
 }
 
-fn fields<T: std::fmt::Debug>(result: Result<T, DomainError>) -> Vec<String> {
-    match result {
-        Ok(_) => Vec::new(),
-        Err(DomainError::Invalid(violations)) => violations.into_iter().map(|v| v.field).collect(),
-        Err(other) => panic!("unexpected {other}"),
-    }
-}
-
-/// Converts `request` into the command `C` and compares the fields that broke a rule.
-fn check<C, R>(request: R, expected_fields: &[&str])
-where
-    R: std::fmt::Debug + Clone,
-    C: TryFrom<R, Error = DomainError> + std::fmt::Debug,
-{
-    assert_eq!(fields(C::try_from(request.clone())), expected_fields, "request {request:?}");
-}
+use crate::testing::{check, violated_fields as fields};
 
 /// 10:00–12:00 China time on 5 June 2025, inside the project's window.
 fn record_request() -> pb::RecordServiceRequest {

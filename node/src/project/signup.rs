@@ -711,22 +711,7 @@ mod tests {
     use crate::store::SledStore;
     use crate::validate::identity_check_char;
 
-    fn fields<T>(result: Result<T, DomainError>) -> Vec<String> {
-        match result {
-            Ok(_) => Vec::new(),
-            Err(DomainError::Invalid(violations)) => violations.into_iter().map(|v| v.field).collect(),
-            Err(other) => panic!("unexpected {other}"),
-        }
-    }
-
-    /// Converts `request` into the command `C` and compares the fields that broke a rule.
-    fn check<C, R>(request: R, expected_fields: &[&str])
-    where
-        R: std::fmt::Debug + Clone,
-        C: TryFrom<R, Error = DomainError>,
-    {
-        assert_eq!(fields(C::try_from(request.clone())), expected_fields, "request {request:?}");
-    }
+    use crate::testing::{check, violated_fields as fields};
 
     fn sign_up_request(key: &str) -> pb::SignUpRequest {
         pb::SignUpRequest {

@@ -415,22 +415,7 @@ mod tests {
     use crate::page::PageLimits;
     use crate::store::SledStore;
 
-    fn fields<T>(result: Result<T, DomainError>) -> Vec<String> {
-        match result {
-            Ok(_) => Vec::new(),
-            Err(DomainError::Invalid(violations)) => violations.into_iter().map(|v| v.field).collect(),
-            Err(other) => panic!("unexpected {other}"),
-        }
-    }
-
-    /// Converts `request` into the command `C` and compares the fields that broke a rule.
-    fn check<C, R>(request: R, expected_fields: &[&str])
-    where
-        R: std::fmt::Debug + Clone,
-        C: TryFrom<R, Error = DomainError>,
-    {
-        assert_eq!(fields(C::try_from(request.clone())), expected_fields, "request {request:?}");
-    }
+    use crate::testing::{check, violated_fields as fields};
 
     fn point(latitude: f64, longitude: f64) -> Option<pb::GeoPoint> {
         Some(pb::GeoPoint { latitude, longitude })

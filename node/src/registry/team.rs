@@ -860,22 +860,7 @@ mod tests {
     const PILOT_CODE: &str = "91350100M000100Y44";
     const OTHER_CODE: &str = "91110000600037341L";
 
-    fn fields<T>(result: Result<T, DomainError>) -> Vec<String> {
-        match result {
-            Ok(_) => Vec::new(),
-            Err(DomainError::Invalid(violations)) => violations.into_iter().map(|v| v.field).collect(),
-            Err(other) => panic!("unexpected {other}"),
-        }
-    }
-
-    /// Converts `request` into the command `C` and compares the fields that broke a rule.
-    fn check<C, R>(request: R, expected_fields: &[&str])
-    where
-        R: std::fmt::Debug + Clone,
-        C: TryFrom<R, Error = DomainError>,
-    {
-        assert_eq!(fields(C::try_from(request.clone())), expected_fields, "request {request:?}");
-    }
+    use crate::testing::{check, violated_fields as fields};
 
     fn create_request() -> pb::CreateTeamRequest {
         pb::CreateTeamRequest {
