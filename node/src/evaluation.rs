@@ -279,28 +279,6 @@ pub fn record_outcome(
     Ok(outcome)
 }
 
-fn scan_json<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    prefix: &str,
-    mut visit: impl FnMut(T),
-) -> Result<(), DomainError> {
-    let mut failure = None;
-    store.scan(prefix.as_bytes(), None, &mut |key, value| match store::decode::<T>(key, value) {
-        Ok(item) => {
-            visit(item);
-            ControlFlow::Continue(())
-        }
-        Err(error) => {
-            failure = Some(error);
-            ControlFlow::Break(())
-        }
-    })?;
-    match failure {
-        Some(error) => Err(error.into()),
-        None => Ok(()),
-    }
-}
-
 /// A project's outcome (if recorded) and the evaluations of its volunteers. Staff and the organising team's
 /// manager.
 pub fn get_outcome(
@@ -319,7 +297,7 @@ pub fn get_outcome(
     }
     let outcome = store::get_json(store, outcome_key(project_id).as_bytes())?;
     let mut evaluations = Vec::new();
-    scan_json(store, &format!("eval/{project_id}/"), |evaluation: Evaluation| evaluations.push(evaluation))?;
+    store::scan_json(store, &format!("eval/{project_id}/"), |evaluation: Evaluation| evaluations.push(evaluation))?;
     Ok((outcome, evaluations))
 }
 

@@ -364,36 +364,13 @@ struct StarView {
     star: u32,
 }
 
-/// Visits every value under `prefix` decoded as `T`; a corrupt value fails the scan naming its key.
-fn scan_json<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    prefix: &str,
-    mut visit: impl FnMut(T),
-) -> Result<(), DomainError> {
-    let mut failure = None;
-    store.scan(prefix.as_bytes(), None, &mut |key, value| match store::decode::<T>(key, value) {
-        Ok(value) => {
-            visit(value);
-            ControlFlow::Continue(())
-        }
-        Err(error) => {
-            failure = Some(error);
-            ControlFlow::Break(())
-        }
-    })?;
-    match failure {
-        Some(error) => Err(error.into()),
-        None => Ok(()),
-    }
-}
-
 /// Reads the facts from the store (see the module note on scans).
 pub fn collect(store: &dyn Store) -> Result<Facts, DomainError> {
     let mut facts = Facts::default();
-    scan_json::<VolunteerView>(store, "vol/", |volunteer| {
+    store::scan_json::<VolunteerView>(store, "vol/", |volunteer| {
         facts.volunteers.push(VolunteerFact { registered_at: volunteer.registered_at })
     })?;
-    scan_json::<TeamView>(store, "team/", |team| facts.teams.push(TeamFact { created_at: team.created_at }))?;
+    store::scan_json::<TeamView>(store, "team/", |team| facts.teams.push(TeamFact { created_at: team.created_at }))?;
     let mut projects: BTreeMap<String, (ActivityKind, DateTime<Utc>)> = BTreeMap::new();
     let mut failure = None;
     store.scan(b"proj/", None, &mut |key, value| match store::decode::<ProjectView>(key, value) {
@@ -413,7 +390,7 @@ pub fn collect(store: &dyn Store) -> Result<Facts, DomainError> {
     if let Some(error) = failure {
         return Err(error.into());
     }
-    scan_json::<SignUpView>(store, "signup/", |sign_up| {
+    store::scan_json::<SignUpView>(store, "signup/", |sign_up| {
         if sign_up.status == "accepted"
             && let Some((activity_kind, project_start_at)) = projects.get(&sign_up.project_id)
         {
@@ -422,7 +399,7 @@ pub fn collect(store: &dyn Store) -> Result<Facts, DomainError> {
                 .push(SignUpFact { activity_kind: *activity_kind, project_start_at: *project_start_at });
         }
     })?;
-    scan_json::<ServiceView>(store, "svc/", |record| {
+    store::scan_json::<ServiceView>(store, "svc/", |record| {
         if record.state == "confirmed" {
             facts.confirmed_service.push(ServiceFact {
                 volunteer_number: record.volunteer_number,
@@ -432,15 +409,15 @@ pub fn collect(store: &dyn Store) -> Result<Facts, DomainError> {
             });
         }
     })?;
-    scan_json::<TrainingView>(store, "train/", |training| {
+    store::scan_json::<TrainingView>(store, "train/", |training| {
         facts
             .trainings
             .push(TrainingFact { held_at: china_midnight(training.date), trainees: u64::from(training.attendee_count) })
     })?;
-    scan_json::<EvaluationView>(store, "eval/", |evaluation| {
+    store::scan_json::<EvaluationView>(store, "eval/", |evaluation| {
         facts.ratings.push(RatingFact { rated_at: evaluation.rated_at, rating: evaluation.rating })
     })?;
-    scan_json::<StarView>(store, "star/", |state| {
+    store::scan_json::<StarView>(store, "star/", |state| {
         if state.star > 0 {
             facts.star_levels.push(state.star);
         }

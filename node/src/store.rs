@@ -178,6 +178,27 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// Visits every value under `prefix` decoded as `T`, in key order; a corrupt value stops the scan with an error
+/// naming its key.
+pub fn scan_json<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    prefix: &str,
+    mut visit: impl FnMut(T),
+) -> Result<(), StoreError> {
+    let mut failure = None;
+    store.scan(prefix.as_bytes(), None, &mut |key, value| match decode::<T>(key, value) {
+        Ok(value) => {
+            visit(value);
+            ControlFlow::Continue(())
+        }
+        Err(error) => {
+            failure = Some(error);
+            ControlFlow::Break(())
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
+}
+
 /// Reads and decodes one record.
 pub fn get_json<T: serde::de::DeserializeOwned>(store: &dyn Store, key: &[u8]) -> Result<Option<T>, StoreError> {
     match store.get(key)? {
