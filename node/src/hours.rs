@@ -899,6 +899,14 @@ pub fn amend(
     txn.target = command.record_id.clone();
     let old = load(txn, &command.record_id)?;
     check_certifies(caller, &old.organising_team_id, "amending service hours")?;
+    if let Some(expected) = command.expected_version
+        && expected != old.version
+    {
+        return Err(DomainError::FailedPrecondition(format!(
+            "record {} is at version {}, not {expected}: reload it and amend again",
+            old.record_id, old.version
+        )));
+    }
     if old.state == RecordState::Revoked {
         return Err(DomainError::FailedPrecondition(format!("record {} is revoked", old.record_id)));
     }

@@ -187,6 +187,10 @@ pub struct AmendArgs {
     /// New content.
     #[arg(long)]
     pub content: Option<String>,
+
+    /// Refuse unless the record is still at this version (see `hours get`): nobody else amended it meanwhile.
+    #[arg(long, value_name = "N")]
+    pub expected_version: Option<u32>,
 }
 
 /// Arguments of `hours list`.
@@ -423,6 +427,7 @@ pub async fn run(command: HoursCommand, connection: &ConnectionArgs, console: &m
                     end_time: args.end.as_ref().map(wire_time),
                     content: args.content.unwrap_or_default(),
                     reason: args.reason,
+                    expected_version: args.expected_version.unwrap_or(0),
                 })
                 .await?
                 .into_inner();

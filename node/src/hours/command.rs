@@ -68,6 +68,8 @@ pub struct RejectCorrection {
 #[derive(Debug, Clone)]
 pub struct AmendServiceRecord {
     pub record_id: String,
+    /// Refuse unless the record is at this version.
+    pub expected_version: Option<u32>,
     pub times: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub content: Option<String>,
     pub reason: String,
@@ -344,6 +346,7 @@ impl TryFrom<pb::AmendServiceRecordRequest> for AmendServiceRecord {
         violations.into_result()?;
         Ok(Self {
             record_id: request.record_id,
+            expected_version: (request.expected_version != 0).then_some(request.expected_version),
             times,
             content: (!content.is_empty()).then(|| content.to_string()),
             reason: request.reason.trim().to_string(),

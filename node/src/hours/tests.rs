@@ -721,7 +721,11 @@ async fn confirmation_corrections_amendments_and_revocation_keep_every_version_a
         reason: "开始时间更正".into(),
         ..Default::default()
     };
-    node.amend(&manager_of(TEAM), moved).await?;
+    // Amending an out-of-date version is refused: somebody else amended it meanwhile.
+    let stale = pb::AmendServiceRecordRequest { expected_version: amended.version - 1, ..moved.clone() };
+    conflict(node.amend(&manager_of(TEAM), stale).await);
+    let current = pb::AmendServiceRecordRequest { expected_version: amended.version, ..moved };
+    node.amend(&manager_of(TEAM), current).await?;
     let start_ms = at("2025-06-05T10:15:00+08:00").timestamp_millis();
     assert_eq!(
         node.keys(&format!("svc_vol/{VOLUNTEER}/")),
