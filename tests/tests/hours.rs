@@ -387,7 +387,21 @@ async fn confirmation_correction_amendment_and_revocation_keep_every_version() {
         end_time: Some(timestamp(cast.day + Duration::minutes(11 * 60 + 30))),
         content: String::new(),
         reason: "签到表核实".into(),
+        expected_version: 0,
     };
+    // Naming a version the record is not at is refused; naming the current one works.
+    let stale = pb::AmendServiceRecordRequest { expected_version: 1, ..amend.clone() };
+    let refused = hours(&cast.node, &cast.manager).amend_service_record(stale).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let current = hours(&cast.node, &cast.manager)
+        .get_service_record(pb::GetServiceRecordRequest { record_id: record_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap()
+        .version;
+    let amend = pb::AmendServiceRecordRequest { expected_version: current, ..amend };
     let amended =
         hours(&cast.node, &cast.manager).amend_service_record(amend).await.unwrap().into_inner().record.unwrap();
     assert_eq!(amended.state, pb::ServiceRecordState::Confirmed as i32);

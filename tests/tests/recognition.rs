@@ -406,6 +406,7 @@ async fn stars_follow_confirmed_hours_up_at_the_threshold_and_down_on_revocation
         end_time: Some(timestamp(cast.day + Duration::minutes(13 * 60 + 15))),
         content: String::new(),
         reason: "签退时间记录有误".into(),
+        ..Default::default()
     };
     hours(&cast.node, &cast.manager).amend_service_record(amend).await.unwrap();
     let profile = cast.profile(&staff, &cast.accepted).await.unwrap();
