@@ -6,7 +6,6 @@
 //! Inputs are not trimmed; callers strip surrounding whitespace if their forms allow it.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate};
 
@@ -298,169 +297,11 @@ pub fn check_credit_code(input: &str) -> Result<CreditCodeCheck, CreditCodeError
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Administrative division codes, GB/T 2260
+// Administrative division codes, GB/T 2260: one definition, in the coordinator (the federation's hierarchy
+// is built from it), used here for validation.
 // ---------------------------------------------------------------------------------------------------------
 
-/// Prefecture digits of province-administered county-level units (GB/T 2260, e.g. `429004`).
-const PROVINCE_ADMINISTERED_PREFECTURE: u32 = 90;
-
-/// True for the province digits of GB/T 2260 (11–15, 21–23, 31–37, 41–46, 50–54, 61–65, 71, 81, 82), plus 83
-/// which residence permits for Taiwan residents use as their address code.
-fn is_province_digits(p: u32) -> bool {
-    matches!(
-        p,
-        11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81 | 82 | 83
-    )
-}
-
-/// A GB/T 2260 administrative division code: province (2 digits) + prefecture (2) + county (2).
-///
-/// Orders numerically, so a province sorts before its cities and a city before its counties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DivisionCode(u32);
-
-/// The level of a node in the GB/T 2260 hierarchy, read from the code's digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DivisionLevel {
-    /// `xx0000`: province, autonomous region, municipality or SAR (GB/T 2260).
-    Province,
-    /// `xxyy00`: prefecture-level unit, or a municipality's `xx0100`-style placeholder (GB/T 2260).
-    City,
-    /// `xxyyzz`: county-level unit (GB/T 2260).
-    County,
-}
-
-/// Why a string is not a GB/T 2260 division code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DivisionCodeError {
-    /// Not 6 characters long (GB/T 2260: 6 digits).
-    #[error("must be 6 digits, got {len} characters")]
-    Length {
-        /// Length of the input in characters.
-        len: usize,
-    },
-    /// A character that is not an ASCII digit (GB/T 2260: 6 digits).
-    #[error("must be 6 ASCII digits (GB/T 2260)")]
-    NotDigits,
-    /// The first two digits name no province (GB/T 2260).
-    #[error("province digits {province:02} are not a GB/T 2260 province")]
-    UnknownProvince {
-        /// The first two digits, 0–99.
-        province: u8,
-    },
-    /// Prefecture digits `00` with county digits other than `00` (GB/T 2260: a county lies in a prefecture).
-    #[error("a county code needs prefecture digits other than 00 (GB/T 2260)")]
-    CountyWithoutPrefecture,
-}
-
-impl DivisionCode {
-    /// Digits 1–2: the province (GB/T 2260).
-    fn province_digits(self) -> u32 {
-        self.0 / 10_000
-    }
-
-    /// Digits 3–4: the prefecture (GB/T 2260).
-    fn prefecture_digits(self) -> u32 {
-        self.0 / 100 % 100
-    }
-
-    /// Digits 5–6: the county (GB/T 2260).
-    fn county_digits(self) -> u32 {
-        self.0 % 100
-    }
-
-    /// Parses a GB/T 2260 code: exactly 6 ASCII digits; the province digits must be one of
-    /// 11–15, 21–23, 31–37, 41–46, 50–54, 61–65, 71, 81, 82, 83; prefecture `00` with county other than `00`
-    /// (e.g. `330006`) is rejected. Codes are not checked against a list of existing units (they change over
-    /// time, DOMAIN.md "Identifiers").
-    pub fn parse(input: &str) -> Result<DivisionCode, DivisionCodeError> {
-        let len = input.chars().count();
-        if len != 6 {
-            return Err(DivisionCodeError::Length { len });
-        }
-        let bytes = input.as_bytes();
-        if bytes.len() != 6 || !bytes.iter().all(u8::is_ascii_digit) {
-            return Err(DivisionCodeError::NotDigits);
-        }
-        let code = DivisionCode(digits_value(bytes));
-        let province = code.province_digits();
-        if !is_province_digits(province) {
-            return Err(DivisionCodeError::UnknownProvince { province: u8::try_from(province).unwrap_or(u8::MAX) });
-        }
-        if code.prefecture_digits() == 0 && code.county_digits() != 0 {
-            return Err(DivisionCodeError::CountyWithoutPrefecture);
-        }
-        Ok(code)
-    }
-
-    /// The code as 6 digits, zero-padded (GB/T 2260).
-    pub fn as_string(&self) -> String {
-        self.to_string()
-    }
-
-    /// The province this code lies in, `xx0000` (GB/T 2260).
-    pub fn province(&self) -> DivisionCode {
-        DivisionCode(self.0 / 10_000 * 10_000)
-    }
-
-    /// The level read from the digits (GB/T 2260): `xx0000` province, `xxyy00` city, anything else county.
-    pub fn level(&self) -> DivisionLevel {
-        if self.prefecture_digits() == 0 && self.county_digits() == 0 {
-            DivisionLevel::Province
-        } else if self.county_digits() == 0 {
-            DivisionLevel::City
-        } else {
-            DivisionLevel::County
-        }
-    }
-
-    /// The code of the node directly above in the federation (GB/T 2260): county `xxyyzz` → `xxyy00`,
-    /// except province-administered county-level units (prefecture digits `90`, e.g. `429004`) whose parent
-    /// is the province; city → province; province → `None`.
-    pub fn parent(&self) -> Option<DivisionCode> {
-        match self.level() {
-            DivisionLevel::Province => None,
-            DivisionLevel::City => Some(self.province()),
-            DivisionLevel::County => {
-                if self.prefecture_digits() == PROVINCE_ADMINISTERED_PREFECTURE {
-                    Some(self.province())
-                } else {
-                    Some(DivisionCode(self.0 / 100 * 100))
-                }
-            }
-        }
-    }
-
-    /// True if `other` lies inside this code's territory, `self` included (GB/T 2260 digit structure):
-    /// a province contains every code with the same first 2 digits; a city `xxyy00` contains every `xxyyzz`;
-    /// a county contains only itself.
-    ///
-    /// This reads digits only: a `xx9000` grouping code, if used, contains the `xx90zz` units although their
-    /// [`parent`](DivisionCode::parent) is the province.
-    pub fn contains(&self, other: DivisionCode) -> bool {
-        match self.level() {
-            DivisionLevel::Province => self.0 / 10_000 == other.0 / 10_000,
-            DivisionLevel::City => self.0 / 100 == other.0 / 100,
-            DivisionLevel::County => self.0 == other.0,
-        }
-    }
-}
-
-impl fmt::Display for DivisionCode {
-    /// Six digits, zero-padded (GB/T 2260).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:06}", self.0)
-    }
-}
-
-impl FromStr for DivisionCode {
-    type Err = DivisionCodeError;
-
-    /// Same as [`DivisionCode::parse`].
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DivisionCode::parse(s)
-    }
-}
+pub use ecovol_coordinator::region::{DivisionCode, DivisionCodeError, DivisionLevel};
 
 // ---------------------------------------------------------------------------------------------------------
 // Mobile numbers
