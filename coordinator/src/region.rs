@@ -233,7 +233,14 @@ mod tests {
             ("429004", Ok("429004")),
             ("110101", Ok("110101")),
             ("830000", Ok("830000")),
+            ("110000", Ok("110000")),
+            ("710000", Ok("710000")),
+            ("810000", Ok("810000")),
+            ("820000", Ok("820000")),
+            ("650000", Ok("650000")),
             ("990000", Err(E::UnknownProvince { province: 99 })),
+            ("160000", Err(E::UnknownProvince { province: 16 })),
+            ("+33010", Err(E::NotDigits)),
             ("000000", Err(E::UnknownProvince { province: 0 })),
             ("720000", Err(E::UnknownProvince { province: 72 })),
             ("33010", Err(E::Length { len: 5 })),
@@ -311,5 +318,40 @@ mod tests {
         assert_eq!(String::from(c), "330106");
         assert_eq!(DivisionCode::try_from("429004".to_string()), Ok(code("429004")));
         assert!(DivisionCode::try_from("33".to_string()).is_err());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn division_never_panics(input in ".*") {
+                let _ = DivisionCode::parse(&input);
+            }
+
+            #[test]
+            fn division_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..12)) {
+                let input = String::from_utf8_lossy(&bytes);
+                let _ = DivisionCode::parse(&input);
+            }
+
+            #[test]
+            fn division_round_trips_and_nests(input in "[0-9]{6}") {
+                if let Ok(code) = DivisionCode::parse(&input) {
+                    prop_assert_eq!(code.to_string(), input.clone());
+                    prop_assert!(code.contains(code));
+                    prop_assert!(code.province().contains(code));
+                    if let Some(parent) = code.parent() {
+                        prop_assert!(parent.contains(code), "{parent} should contain {code}");
+                        prop_assert!(parent < code);
+                        prop_assert!(DivisionCode::parse(&parent.as_string()).is_ok());
+                    } else {
+                        prop_assert_eq!(code.level(), DivisionLevel::Province);
+                    }
+                }
+            }
+        }
     }
 }

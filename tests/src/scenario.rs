@@ -115,3 +115,27 @@ pub async fn served_cast(extra_toml: &str) -> Cast {
 pub fn china_date(time: DateTime<Utc>) -> String {
     time.with_timezone(&ecovol_node::wire::china()).date_naive().to_string()
 }
+
+/// Creates a social-organisation team named `name` as staff; returns its id.
+pub async fn team(node: &TestNode, name: &str) -> String {
+    let request = pb::CreateTeamRequest {
+        name: name.into(),
+        kind: pb::TeamKind::SocialOrganisation as i32,
+        ..Default::default()
+    };
+    node.teams(&node.tokens.staff).create_team(request).await.unwrap().into_inner().team.unwrap().team_id
+}
+
+/// Creates an account with one role (and its team or volunteer, as the role needs) as the operator; returns
+/// its token.
+pub async fn account(node: &TestNode, role: pb::Role, team_id: &str, volunteer_number: &str) -> String {
+    let request = pb::CreateAccountRequest {
+        name: format!("账号 {team_id}{volunteer_number}"),
+        department: pb::Department::YouthLeague as i32,
+        roles: vec![role as i32],
+        team_id: team_id.into(),
+        volunteer_number: volunteer_number.into(),
+        ..Default::default()
+    };
+    node.accounts(&node.tokens.operator).create_account(request).await.unwrap().into_inner().token
+}

@@ -14,6 +14,7 @@ use ecovol_proto::v1::{
     sign_up_service_client::SignUpServiceClient,
 };
 use ecovol_tests::fixtures::adult;
+use ecovol_tests::scenario::{account, team, timestamp};
 use ecovol_tests::{Authed, Bearer, NodeSpec, TestNode, violated_fields};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -52,27 +53,6 @@ fn sign_ups(node: &TestNode, token: &str) -> SignUpServiceClient<Authed> {
     SignUpServiceClient::new(InterceptedService::new(node.channel.clone(), Bearer::new(token)))
 }
 
-async fn team(node: &TestNode, name: &str) -> String {
-    let request = pb::CreateTeamRequest {
-        name: name.into(),
-        kind: pb::TeamKind::SocialOrganisation as i32,
-        ..Default::default()
-    };
-    node.teams(&node.tokens.staff).create_team(request).await.unwrap().into_inner().team.unwrap().team_id
-}
-
-async fn account(node: &TestNode, roles: pb::Role, team_id: &str, volunteer_number: &str) -> String {
-    let request = pb::CreateAccountRequest {
-        name: format!("账号 {team_id}{volunteer_number}"),
-        department: pb::Department::YouthLeague as i32,
-        roles: vec![roles as i32],
-        team_id: team_id.into(),
-        volunteer_number: volunteer_number.into(),
-        ..Default::default()
-    };
-    node.accounts(&node.tokens.operator).create_account(request).await.unwrap().into_inner().token
-}
-
 async fn project(node: &TestNode, team_id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     let request = pb::CreateProjectRequest {
         title: "西溪湿地清洁".into(),
@@ -84,10 +64,6 @@ async fn project(node: &TestNode, team_id: &str, start: DateTime<Utc>, end: Date
         ..Default::default()
     };
     projects(node, &node.tokens.staff).create_project(request).await.unwrap().into_inner().project.unwrap().project_id
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: 0 }
 }
 
 async fn cast() -> Cast {

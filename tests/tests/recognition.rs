@@ -15,6 +15,7 @@ use ecovol_proto::v1::{
     service_record_service_client::ServiceRecordServiceClient, sign_up_service_client::SignUpServiceClient,
 };
 use ecovol_tests::fixtures::adult;
+use ecovol_tests::scenario::{account, team, timestamp};
 use ecovol_tests::{Authed, Bearer, NodeSpec, TestNode, violated_fields};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -51,31 +52,6 @@ fn hours(node: &TestNode, token: &str) -> ServiceRecordServiceClient<Authed> {
 
 fn projects(node: &TestNode, token: &str) -> ProjectServiceClient<Authed> {
     ProjectServiceClient::new(authed(node, token))
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: 0 }
-}
-
-async fn team(node: &TestNode, name: &str) -> String {
-    let request = pb::CreateTeamRequest {
-        name: name.into(),
-        kind: pb::TeamKind::SocialOrganisation as i32,
-        ..Default::default()
-    };
-    node.teams(&node.tokens.staff).create_team(request).await.unwrap().into_inner().team.unwrap().team_id
-}
-
-async fn account(node: &TestNode, role: pb::Role, team_id: &str, volunteer_number: &str) -> String {
-    let request = pb::CreateAccountRequest {
-        name: format!("账号 {team_id}{volunteer_number}"),
-        department: pb::Department::YouthLeague as i32,
-        roles: vec![role as i32],
-        team_id: team_id.into(),
-        volunteer_number: volunteer_number.into(),
-        ..Default::default()
-    };
-    node.accounts(&node.tokens.operator).create_account(request).await.unwrap().into_inner().token
 }
 
 async fn project(node: &TestNode, team_id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {

@@ -5,6 +5,7 @@ use chrono::{Duration, Utc};
 use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::supervision_service_client::SupervisionServiceClient;
 use ecovol_tests::fixtures::adult;
+use ecovol_tests::scenario::account;
 use ecovol_tests::{Authed, Bearer, NodeSpec, TestNode, violated_fields};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -19,18 +20,6 @@ struct Cast {
 
 fn reports(node: &TestNode, token: &str) -> SupervisionServiceClient<Authed> {
     SupervisionServiceClient::new(InterceptedService::new(node.channel.clone(), Bearer::new(token)))
-}
-
-async fn account(node: &TestNode, role: pb::Role, team_id: &str, volunteer_number: &str) -> String {
-    let request = pb::CreateAccountRequest {
-        name: format!("账号 {team_id}{volunteer_number}"),
-        department: pb::Department::YouthLeague as i32,
-        roles: vec![role as i32],
-        team_id: team_id.into(),
-        volunteer_number: volunteer_number.into(),
-        ..Default::default()
-    };
-    node.accounts(&node.tokens.operator).create_account(request).await.unwrap().into_inner().token
 }
 
 async fn cast() -> Cast {
