@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::crypto::NodeKeys;
 use crate::store::{SledStore, Store};
 
-/// Current schema version of the store. A newer binary migrates older stores; an older binary refuses a newer one.
+/// Current schema version of the store. A binary refuses a store of a newer version; migrations of older stores
+/// arrive with the first schema change.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a request handler needs.
