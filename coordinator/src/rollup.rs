@@ -33,6 +33,11 @@ pub struct Cell {
     pub kind: u8,
 }
 
+impl Cell {
+    /// The cell of figures that are a snapshot rather than a monthly flow (current star holders).
+    pub const SNAPSHOT: Cell = Cell { month: 0, kind: 0 };
+}
+
 /// The counters of the single-node `stats`, for one cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Figures {
@@ -54,6 +59,12 @@ pub struct Figures {
     pub rating_sum: i64,
     /// Number of evaluation ratings.
     pub rating_count: i64,
+    /// Teams registered.
+    #[serde(default)]
+    pub teams_registered: i64,
+    /// Volunteers holding 1★ … 5★ now (index = star − 1); only in the snapshot cell [`Cell::SNAPSHOT`].
+    #[serde(default)]
+    pub star_holders: [i64; 5],
 }
 
 impl Figures {
@@ -69,6 +80,8 @@ impl Figures {
             trainees: self.trainees.saturating_add(other.trainees),
             rating_sum: self.rating_sum.saturating_add(other.rating_sum),
             rating_count: self.rating_count.saturating_add(other.rating_count),
+            teams_registered: self.teams_registered.saturating_add(other.teams_registered),
+            star_holders: std::array::from_fn(|i| self.star_holders[i].saturating_add(other.star_holders[i])),
         }
     }
 }
@@ -264,6 +277,8 @@ mod tests {
             trainees: 7,
             rating_sum: 8,
             rating_count: 9,
+            teams_registered: 10,
+            star_holders: [1, 2, 3, 4, 5],
         };
         let b = a.add(&a);
         assert_eq!(
@@ -278,6 +293,8 @@ mod tests {
                 trainees: 14,
                 rating_sum: 16,
                 rating_count: 18,
+                teams_registered: 20,
+                star_holders: [2, 4, 6, 8, 10],
             }
         );
         assert_eq!(Figures { trainees: i64::MAX, ..a }.add(&a).trainees, i64::MAX);

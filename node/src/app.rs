@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::commit::Committer;
 use crate::config::Config;
 use crate::crypto::NodeKeys;
+use crate::federation::Federation;
+use crate::federation::outbox::Outbox;
 use crate::store::{SledStore, Store};
 
 /// Current schema version of the store. A binary refuses a store of a newer version; migrations of older stores
@@ -21,6 +23,8 @@ pub struct App {
     pub committer: Committer,
     pub keys: NodeKeys,
     pub started_at: DateTime<Utc>,
+    /// Links to the parent and children (a stand-alone node has neither).
+    pub federation: Federation,
 }
 
 /// Why the node could not open its state.
@@ -32,6 +36,8 @@ pub enum OpenError {
     Key(#[from] crate::crypto::CryptoError),
     #[error("{0}")]
     Schema(String),
+    #[error("federation: {0}")]
+    Federation(String),
 }
 
 impl App {
@@ -41,8 +47,24 @@ impl App {
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(&config.store.path, config.store.cache_capacity_mb << 20)?);
         check_schema(&*store)?;
-        let committer = Committer::start(store.clone(), config.store.queue_max, config.store.group_commit_max);
-        Ok(Arc::new(App { config, store, committer, keys, started_at: Utc::now() }))
+        let code = config.division_code();
+        let outbox = match &config.federation {
+            Some(section) => {
+                let key = crate::federation::load_volunteer_key(&section.volunteer_key_file)
+                    .map_err(|error| OpenError::Federation(format!("federation.volunteer_key_file: {error}")))?;
+                Outbox::new(code, section.parent_code(code).is_some(), section.backlog_entries_max, &key)
+            }
+            None => Outbox::standalone(code),
+        };
+        let committer = Committer::start_with_outbox(
+            store.clone(),
+            config.store.queue_max,
+            config.store.group_commit_max,
+            Arc::new(outbox),
+        );
+        let federation =
+            Federation::open(&config, &*store).map_err(|error| OpenError::Federation(error.to_string()))?;
+        Ok(Arc::new(App { config, store, committer, keys, started_at: Utc::now(), federation }))
     }
 
     pub fn node_code(&self) -> &str {

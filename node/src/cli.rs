@@ -9,6 +9,7 @@ pub mod account;
 pub mod admin;
 pub mod audit;
 pub mod certificate;
+pub mod certs;
 pub mod connection;
 pub mod console;
 pub mod failure;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Service certificates: issue, verify, show.
     #[command(subcommand)]
     Certificate(certificate::CertificateCommand),
+    /// Federation certificates and keys on this machine: the CA, node certificates, the pseudonym key.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Social supervision reports of damage to the environment.
     #[command(subcommand)]
     Supervision(supervision::SupervisionCommand),
@@ -171,6 +175,7 @@ async fn dispatch(command: Command, connection: &ConnectionArgs, console: &mut C
         Command::Training(command) => recognition::run_training(command, connection, console).await,
         Command::Profile(args) => recognition::run_profile(args, connection, console).await,
         Command::Certificate(command) => certificate::run(command, connection, console).await,
+        Command::Certs(command) => certs::run(command, console),
         Command::Supervision(command) => supervision::run(command, connection, console).await,
         Command::Stats(args) => stats::run(args, connection, console).await,
         Command::Audit(command) => audit::run(command, connection, console).await,

@@ -19,8 +19,11 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+use ecovol_coordinator::region::DivisionCode;
+
 use crate::audit::{self, AuditContext};
 use crate::error::DomainError;
+use crate::federation::outbox::Outbox;
 use crate::store::{self, Store, StoreError, Write};
 
 /// Called once the group a job belonged to was flushed (or failed to be).
@@ -49,20 +52,34 @@ pub struct Committer {
     sender: mpsc::Sender<Message>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
     stats: Arc<CommitStats>,
+    outbox: Arc<Outbox>,
 }
 
 impl Committer {
     /// Starts the committer thread over `store`. `queue_max` bounds the jobs waiting (back-pressure on callers);
     /// `group_max` bounds the jobs sharing one flush.
+    /// The node has no parent (tests): see `start_with_outbox`.
     pub fn start(store: Arc<dyn Store>, queue_max: usize, group_max: usize) -> Self {
+        let origin = DivisionCode::parse("330106").unwrap_or_else(|_| unreachable!("a valid code"));
+        Self::start_with_outbox(store, queue_max, group_max, Arc::new(Outbox::standalone(origin)))
+    }
+
+    /// As `start`, with the node's outbox: jobs record federation entries into it (`federation::outbox::record`).
+    pub fn start_with_outbox(store: Arc<dyn Store>, queue_max: usize, group_max: usize, outbox: Arc<Outbox>) -> Self {
         let (sender, receiver) = mpsc::channel(queue_max.max(1));
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
+        let thread_outbox = outbox.clone();
         let thread = std::thread::Builder::new()
             .name("ecovol-committer".into())
-            .spawn(move || run(store, receiver, group_max.max(1), thread_stats))
+            .spawn(move || run(store, receiver, group_max.max(1), thread_stats, thread_outbox))
             .ok();
-        Self { sender, thread: std::sync::Mutex::new(thread), stats }
+        Self { sender, thread: std::sync::Mutex::new(thread), stats, outbox }
+    }
+
+    /// The node's outbox.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
     }
 
     pub fn stats(&self) -> &CommitStats {
@@ -77,26 +94,54 @@ impl Committer {
         T: Send + 'static,
         F: FnOnce(&mut Txn<'_>) -> Result<T, DomainError> + Send + 'static,
     {
+        self.submit(Some(audit), use_case).await
+    }
+
+    /// As `write`, without an audit entry: for the federation's bookkeeping (applying a child's entries, which
+    /// were audited where they were made; acknowledged positions), never for an office's change.
+    pub async fn write_unaudited<T, F>(&self, use_case: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Txn<'_>) -> Result<T, DomainError> + Send + 'static,
+    {
+        self.submit(None, use_case).await
+    }
+
+    async fn submit<T, F>(&self, audit: Option<AuditContext>, use_case: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Txn<'_>) -> Result<T, DomainError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T, DomainError>>();
+        let outbox = self.outbox.clone();
         let job: Job = Box::new(move |txn: &mut Txn<'_>| -> Completion {
             if let Some(error) = txn.refused.take() {
                 return Box::new(move |_| {
                     let _ = reply.send(Err(error.into()));
                 });
             }
-            txn.target = audit.target.clone();
+            if let Some(audit) = &audit {
+                txn.target = audit.target.clone();
+            }
             let result = use_case(txn);
             if result.is_err() {
                 txn.writes.clear();
+                txn.emitted.clear();
             }
-            if let Err(error) = audit::append(txn, &audit, result.as_ref().err()) {
+            if let Some(audit) = &audit
+                && let Err(error) = audit::append(txn, audit, result.as_ref().err())
+            {
                 // Without its audit entry a change may not be kept (MLPS: every change audited).
                 txn.writes.clear();
                 return Box::new(move |_| {
                     let _ = reply.send(Err(error));
                 });
             }
+            let emitted = std::mem::take(&mut txn.emitted);
             Box::new(move |durable: Result<(), StoreError>| {
+                if durable.is_ok() {
+                    outbox.appended(&emitted);
+                }
                 let _ = reply.send(durable.map_err(DomainError::from).and(result));
             })
         });
@@ -120,7 +165,13 @@ impl Committer {
     }
 }
 
-fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Message>, group_max: usize, stats: Arc<CommitStats>) {
+fn run(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Message>,
+    group_max: usize,
+    stats: Arc<CommitStats>,
+    outbox: Arc<Outbox>,
+) {
     let mut clock = MonotonicClock::default();
     // Set when a flush failed: writes are refused until a flush succeeds again.
     let mut failed: Option<StoreError> = None;
@@ -140,7 +191,7 @@ fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Message>, group_max: 
                 }
                 Message::Job(job) => {
                     stats.jobs.fetch_add(1, Ordering::Relaxed);
-                    let mut txn = Txn::new(&*store, clock.now());
+                    let mut txn = Txn::new(&*store, &outbox, clock.now());
                     txn.refused = failed.clone();
                     let completion = job(&mut txn);
                     let writes: Vec<Write> = txn.writes.into_iter().collect();
@@ -204,7 +255,10 @@ impl MonotonicClock {
 /// as one atomic batch when the job returns.
 pub struct Txn<'a> {
     store: &'a dyn Store,
+    outbox: &'a Outbox,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Outbox entries this job appended, announced to the uplink once durable.
+    emitted: Vec<(DivisionCode, u64)>,
     now: DateTime<Utc>,
     refused: Option<StoreError>,
     /// What the audit entry names as acted on; starts as the request's target, a use-case may refine it.
@@ -214,8 +268,27 @@ pub struct Txn<'a> {
 }
 
 impl<'a> Txn<'a> {
-    fn new(store: &'a dyn Store, now: DateTime<Utc>) -> Self {
-        Self { store, writes: BTreeMap::new(), now, refused: None, target: String::new(), detail: String::new() }
+    fn new(store: &'a dyn Store, outbox: &'a Outbox, now: DateTime<Utc>) -> Self {
+        Self {
+            store,
+            outbox,
+            writes: BTreeMap::new(),
+            emitted: Vec::new(),
+            now,
+            refused: None,
+            target: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    /// The node's outbox (its code, whether it has a parent, the volunteer key).
+    pub fn outbox(&self) -> &'a Outbox {
+        self.outbox
+    }
+
+    /// Notes an outbox entry appended by this job (see `federation::outbox::append`).
+    pub(crate) fn emitted(&mut self, origin: DivisionCode, seq: u64) {
+        self.emitted.push((origin, seq));
     }
 
     /// The time of this job's group: every record of the job carries it.

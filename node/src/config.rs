@@ -30,6 +30,149 @@ pub struct Config {
     pub stars: StarsSection,
     #[serde(default)]
     pub log: LogSection,
+    /// Links to the parent and children; absent on a node that stands alone.
+    #[serde(default)]
+    pub federation: Option<FederationSection>,
+}
+
+/// `[federation]`: this node's place in the federation (see docs/FEDERATION.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    /// PEM of the federation CA: every node certificate of the federation is signed by it.
+    pub ca_file: PathBuf,
+    /// PEM certificate of this node, naming its division code and level (`ecovol certs node`).
+    pub cert_file: PathBuf,
+    /// PEM private key of this node.
+    pub key_file: PathBuf,
+    /// The federation-wide key of volunteer pseudonyms (`ecovol certs federation-key`): the same file on every node.
+    pub volunteer_key_file: PathBuf,
+    /// Address children dial (`host:port`); empty for a node that takes no children (a county).
+    #[serde(default)]
+    pub listen: String,
+    /// The parent's federation address (`https://host:port`); empty on the top node.
+    #[serde(default)]
+    pub parent: String,
+    /// The parent's division code; defaults to the parent by GB/T 2260 (a county's city, a city's province, a
+    /// province-administered unit's province). Set it when the parent is another office.
+    #[serde(default)]
+    pub parent_code: String,
+    /// Codes accepted as children besides those the GB/T 2260 rule places directly under this node.
+    #[serde(default)]
+    pub children: Vec<String>,
+    /// Entries per batch sent to the parent.
+    #[serde(default = "defaults::batch_entries_max")]
+    pub batch_entries_max: u64,
+    /// Unacknowledged entries at which the node raises its alarm and refuses new changes until the parent takes
+    /// entries again (nothing is ever dropped).
+    #[serde(default = "defaults::backlog_entries_max")]
+    pub backlog_entries_max: u64,
+    /// How long to wait for the parent's answer to a batch before sending it again.
+    #[serde(default = "defaults::ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
+    /// Back-off after a failed exchange: starts here, doubles, stops growing at the maximum.
+    #[serde(default = "defaults::retry_backoff_ms_min")]
+    pub retry_backoff_ms_min: u64,
+    #[serde(default = "defaults::retry_backoff_ms_max")]
+    pub retry_backoff_ms_max: u64,
+    /// How often the links look for work when nothing wakes them (pulling messages from the parent too).
+    #[serde(default = "defaults::poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// A child silent for longer is shown as stale, with a warning in the log.
+    #[serde(default = "defaults::stale_after_ms")]
+    pub stale_after_ms: u64,
+}
+
+mod defaults {
+    pub fn batch_entries_max() -> u64 {
+        500
+    }
+    pub fn backlog_entries_max() -> u64 {
+        1_000_000
+    }
+    pub fn ack_timeout_ms() -> u64 {
+        15_000
+    }
+    pub fn retry_backoff_ms_min() -> u64 {
+        200
+    }
+    pub fn retry_backoff_ms_max() -> u64 {
+        30_000
+    }
+    pub fn poll_interval_ms() -> u64 {
+        1_000
+    }
+    pub fn stale_after_ms() -> u64 {
+        300_000
+    }
+}
+
+impl FederationSection {
+    /// The parent's division code: configured, or the GB/T 2260 parent of `code`.
+    pub fn parent_code(&self, code: DivisionCode) -> Option<DivisionCode> {
+        if self.parent.is_empty() {
+            return None;
+        }
+        if self.parent_code.is_empty() { code.parent() } else { DivisionCode::parse(&self.parent_code).ok() }
+    }
+
+    /// Codes listed in `children`, parsed (validated at load).
+    pub fn listed_children(&self) -> Vec<DivisionCode> {
+        self.children.iter().filter_map(|code| DivisionCode::parse(code).ok()).collect()
+    }
+
+    fn problems(&self, code: Option<DivisionCode>) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!("federation.listen: {:?} is not an address like 0.0.0.0:7401", self.listen));
+        }
+        if !self.parent.is_empty() && !(self.parent.starts_with("https://")) {
+            problems.push(format!("federation.parent: {:?} must be an https:// address", self.parent));
+        }
+        if !self.parent_code.is_empty() {
+            match DivisionCode::parse(&self.parent_code) {
+                Err(error) => problems.push(format!("federation.parent_code: {error}")),
+                Ok(parent) if Some(parent) == code => {
+                    problems.push("federation.parent_code: a node cannot be its own parent".into())
+                }
+                Ok(_) => {}
+            }
+        }
+        if !self.parent.is_empty()
+            && self.parent_code.is_empty()
+            && let Some(code) = code
+            && code.parent().is_none()
+        {
+            problems.push("federation.parent_code: required, a province has no parent by GB/T 2260".into());
+        }
+        for (index, child) in self.children.iter().enumerate() {
+            if let Err(error) = DivisionCode::parse(child) {
+                problems.push(format!("federation.children[{index}]: {error}"));
+            }
+        }
+        if !(1..=10_000).contains(&self.batch_entries_max) {
+            problems.push("federation.batch_entries_max: must be between 1 and 10000".into());
+        }
+        if self.backlog_entries_max < self.batch_entries_max {
+            problems.push("federation.backlog_entries_max: must be at least federation.batch_entries_max".into());
+        }
+        if self.ack_timeout_ms < 100 {
+            problems.push("federation.ack_timeout_ms: must be at least 100".into());
+        }
+        if self.retry_backoff_ms_min == 0 || self.retry_backoff_ms_max < self.retry_backoff_ms_min {
+            problems.push(
+                "federation.retry_backoff_ms_min: must be at least 1 and at most federation.retry_backoff_ms_max"
+                    .into(),
+            );
+        }
+        if !(10..=600_000).contains(&self.poll_interval_ms) {
+            problems.push("federation.poll_interval_ms: must be between 10 and 600000".into());
+        }
+        if self.stale_after_ms < 1_000 {
+            problems.push("federation.stale_after_ms: must be at least 1000".into());
+        }
+        problems
+    }
 }
 
 /// `[node]`: the office's identity in the federation.
@@ -308,6 +451,12 @@ impl Config {
         };
         resolve(&mut self.store.path);
         resolve(&mut self.store.key_file);
+        if let Some(federation) = &mut self.federation {
+            resolve(&mut federation.ca_file);
+            resolve(&mut federation.cert_file);
+            resolve(&mut federation.key_file);
+            resolve(&mut federation.volunteer_key_file);
+        }
         if let Some(tls) = &mut self.office.tls {
             resolve(&mut tls.cert_file);
             resolve(&mut tls.key_file);
@@ -392,6 +541,9 @@ impl Config {
             problems.push("hours.bulk_rows_max: must be between 1 and 100000".into());
         }
         problems.extend(self.stars.problems());
+        if let Some(federation) = &self.federation {
+            problems.extend(federation.problems(DivisionCode::parse(&self.node.code).ok()));
+        }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 

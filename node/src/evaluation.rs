@@ -19,6 +19,9 @@
 //! - `eval/<project>/<volunteer>` the evaluation; `eval_v/<project>/<volunteer>/<version:010>` every version;
 //! - `eval_vol/<volunteer>/<project>` index of a volunteer's evaluations;
 //! - `outcome/<project>` the outcome; `outcome_v/<project>/<version:010>` every version.
+//!
+//! The federation counts the current version of each evaluation in the month it was rated (`federation::outbox`,
+//! same write).
 
 use std::ops::ControlFlow;
 
@@ -29,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, Role};
 use crate::commit::Txn;
 use crate::error::{DomainError, Violations};
+use crate::federation::outbox::{self, Change, cell_at};
 use crate::hours::{self, RecordState, ServiceRecord};
 use crate::project::{self, ProjectStatus};
 use crate::registry::volunteer;
@@ -218,6 +222,24 @@ pub fn rate(txn: &mut Txn<'_>, caller: &Caller, command: RateVolunteer) -> Resul
     }
     let key = evaluation_key(&command.project_id, &command.volunteer_number);
     let previous: Option<Evaluation> = txn.get_json(&key)?;
+    // The federation counts the current version of each evaluation in the month it was rated: a new version takes
+    // the old one out of its month and puts itself in.
+    let mut change = Change::new(pb::ChangeKind::Evaluated, command.project_id.clone());
+    if let Some(previous) = &previous {
+        let rating = i64::from(previous.rating);
+        change.deltas.add(cell_at(previous.rated_at, 0), |f| {
+            f.rating_sum -= rating;
+            f.rating_count -= 1;
+        });
+    }
+    let rating = i64::from(command.rating);
+    change.deltas.add(cell_at(txn.now(), 0), |f| {
+        f.rating_sum += rating;
+        f.rating_count += 1;
+    });
+    if !change.deltas.is_empty() {
+        outbox::record(txn, change)?;
+    }
     let evaluation = Evaluation {
         project_id: command.project_id,
         volunteer_number: command.volunteer_number,
@@ -389,6 +411,9 @@ pub struct VolunteerProfile {
     pub trainings: Vec<crate::training::Training>,
     pub star: crate::stars::StarState,
     pub star_events: Vec<crate::stars::StarEvent>,
+    /// Confirmed minutes served in other counties (mutual recognition).
+    pub elsewhere_minutes: u64,
+    pub certifications: Vec<crate::stars::Certification>,
 }
 
 /// Counts the volunteer's confirmed service records.
@@ -428,6 +453,8 @@ pub fn profile(store: &dyn Store, caller: &Caller, query: &ProfileQuery) -> Resu
         trainings: crate::training::of_volunteer(store, number)?,
         star: crate::stars::state(store, number)?,
         star_events: crate::stars::events(store, number)?,
+        elsewhere_minutes: crate::stars::elsewhere_minutes(store, number)?,
+        certifications: crate::stars::certifications(store, number)?,
     })
 }
 
@@ -446,6 +473,8 @@ impl From<&VolunteerProfile> for pb::GetVolunteerProfileResponse {
             star: profile.star.star,
             star_reached_at: wire::optional_timestamp(profile.star.reached_at),
             star_events: profile.star_events.iter().map(pb::StarEvent::from).collect(),
+            elsewhere_minutes: profile.elsewhere_minutes,
+            certifications: profile.certifications.iter().map(pb::StarCertification::from).collect(),
         }
     }
 }

@@ -30,6 +30,10 @@
 //!
 //! Projects and sign-ups are read through private views of their stored JSON (`proj/<id>`,
 //! `signup/<project>/<volunteer>`), so this module depends on their key contract only.
+//!
+//! Every record entering or leaving the confirmed state (confirmation, revocation, and an amendment's old and new
+//! versions) moves the federation's figures of its start month and kind in the same write as the total
+//! (`adjust_total`), with the change of the volunteer's confirmed minutes.
 
 pub mod arithmetic;
 mod command;
@@ -50,7 +54,9 @@ use crate::auth::{Caller, Role};
 use crate::commit::Txn;
 use crate::config::HoursSection;
 use crate::error::{DomainError, Violations};
+use crate::federation::outbox::{self, Change};
 use crate::page::{Page, PageRequest};
+use crate::project::ActivityKind;
 use crate::registry::volunteer;
 use crate::store::{self, Store};
 use crate::wire;
@@ -522,8 +528,20 @@ fn save(txn: &mut Txn<'_>, record: &ServiceRecord, action: RecordAction, changed
     txn.put_json(record_key(&record.record_id), record);
 }
 
-/// Moves a record's hours into (`sign` +1) or out of (-1) the volunteer's confirmed total, exactly.
-fn adjust_total(txn: &mut Txn<'_>, record: &ServiceRecord, add: bool) -> Result<(), DomainError> {
+/// The activity kind a record carries (the project's, in its stored form).
+fn record_kind(record: &ServiceRecord) -> Result<ActivityKind, DomainError> {
+    serde_json::from_value(serde_json::Value::String(record.activity_kind.clone())).map_err(|_| {
+        DomainError::Internal(format!(
+            "record {} has the unknown activity kind {:?}",
+            record.record_id, record.activity_kind
+        ))
+    })
+}
+
+/// Moves a record's hours into (`add`) or out of the volunteer's confirmed total, exactly, and into or out of the
+/// federation's figures of `change` (hours and active volunteers in the cell of the record's start month and kind,
+/// stats' definition), with the change of the volunteer's confirmed minutes.
+fn adjust_total(txn: &mut Txn<'_>, record: &ServiceRecord, add: bool, change: &mut Change) -> Result<(), DomainError> {
     let key = total_key(&record.volunteer_number);
     let mut total: ConfirmedTotal = txn.get_json(&key)?.unwrap_or_default();
     let minutes = u64::from(record.minutes_served);
@@ -538,9 +556,35 @@ fn adjust_total(txn: &mut Txn<'_>, record: &ServiceRecord, add: bool) -> Result<
     })?;
     total = ConfirmedTotal { confirmed_minutes, confirmed_hours_x100 };
     txn.put_json(key, &total);
+    let sign = if add { 1 } else { -1 };
+    outbox::service_deltas(
+        txn,
+        &mut change.deltas,
+        &record.volunteer_number,
+        record_kind(record)?,
+        record.start_time,
+        hundredths,
+        sign,
+    )?;
+    change.minutes_delta += sign * minutes as i64;
     // Star rating: the star follows the confirmed total in the same write (DOMAIN.md "Star rating").
     crate::stars::on_total_changed(txn, &record.volunteer_number, total.confirmed_minutes)?;
     Ok(())
+}
+
+/// A change of confirmed hours of one record, to be filled by `adjust_total`.
+fn hours_change(kind: pb::ChangeKind, record: &ServiceRecord) -> Change {
+    Change::new(kind, record.record_id.clone())
+}
+
+/// Records a change of confirmed hours for the federation, with the volunteer minimised; nothing when neither the
+/// figures nor the volunteer's minutes moved (an amendment of the content only).
+fn record_hours_change(txn: &mut Txn<'_>, volunteer_number: &str, mut change: Change) -> Result<(), DomainError> {
+    if change.deltas.is_empty() && change.minutes_delta == 0 {
+        return Ok(());
+    }
+    change.volunteer = Some(outbox::minimised(txn, volunteer_number)?);
+    outbox::record(txn, change)
 }
 
 /// Prefixes a row's field with its place in a roster (`rows[3].end_time`).
@@ -819,7 +863,9 @@ pub fn confirm(txn: &mut Txn<'_>, caller: &Caller, record_id: &str) -> Result<Se
     record.confirmed_at = Some(now);
     record.version += 1;
     record.updated_at = now;
-    adjust_total(txn, &record, true)?;
+    let mut change = hours_change(pb::ChangeKind::HoursConfirmed, &record);
+    adjust_total(txn, &record, true, &mut change)?;
+    record_hours_change(txn, &record.volunteer_number, change)?;
     save(txn, &record, RecordAction::Confirmed, &caller.account_id, "confirmed");
     Ok(record)
 }
@@ -948,8 +994,10 @@ pub fn amend(
         // The amender has the confirmer's authority and certifies the new version.
         new.confirmed_by = Some(caller.account_id.clone());
         new.confirmed_at = Some(now);
-        adjust_total(txn, &old, false)?;
-        adjust_total(txn, &new, true)?;
+        let mut change = hours_change(pb::ChangeKind::HoursAmended, &new);
+        adjust_total(txn, &old, false, &mut change)?;
+        adjust_total(txn, &new, true, &mut change)?;
+        record_hours_change(txn, &new.volunteer_number, change)?;
     }
     txn.detail = command.reason.clone();
     save(txn, &new, RecordAction::Amended, &caller.account_id, &command.reason);
@@ -966,7 +1014,11 @@ pub fn revoke(txn: &mut Txn<'_>, caller: &Caller, command: RevokeServiceRecord) 
         RecordState::Revoked => {
             return Err(DomainError::FailedPrecondition(format!("record {} is already revoked", record.record_id)));
         }
-        RecordState::Confirmed => adjust_total(txn, &record, false)?,
+        RecordState::Confirmed => {
+            let mut change = hours_change(pb::ChangeKind::HoursRevoked, &record);
+            adjust_total(txn, &record, false, &mut change)?;
+            record_hours_change(txn, &record.volunteer_number, change)?;
+        }
         RecordState::Recorded => {}
     }
     record.state = RecordState::Revoked;

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod evaluation;
+pub mod federation;
 pub mod hours;
 pub mod page;
 pub mod project;

@@ -8,6 +8,10 @@
 //! published; closed and cancelled projects are final.
 //!
 //! Keys: `proj/<project_id>` the record (`ProjectRecord`). Sign-ups live in `project::signup`.
+//!
+//! The federation's figures (`federation::outbox`, same write): a publication counts in its month and the
+//! project's kind; an edit of the kind or the start moves it, and the seats held, to their new cells; closing or
+//! cancelling a published project is told without changing any figure.
 
 pub mod signup;
 
@@ -18,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, Role};
 use crate::commit::Txn;
 use crate::error::{DomainError, Violations};
+use crate::federation::outbox::{self, Change, cell_at, kind_number};
 use crate::page::{Page, PageRequest};
 use crate::registry::{site, team};
 use crate::store::{self, Store};
@@ -710,6 +715,7 @@ pub fn create(
 pub fn update(txn: &mut Txn<'_>, caller: &Caller, command: UpdateProject) -> Result<ProjectRecord, DomainError> {
     let mut project = load_managed(txn, caller, &command.project_id, "editing a project")?;
     check_not_final(&project)?;
+    let before = project.clone();
     if let Some(expected) = command.expected_version
         && expected != project.version
     {
@@ -765,7 +771,42 @@ pub fn update(txn: &mut Txn<'_>, caller: &Caller, command: UpdateProject) -> Res
         check_insured_if_risky(&project)?;
     }
     save_version(txn, &mut project);
+    record_moved_figures(txn, &before, &project)?;
     Ok(project)
+}
+
+/// The federation's figures of a project follow its kind and start: when an edit changes them, the publication
+/// moves to the new kind's cell (stats: published month × kind) and the seats held move to the cell of the new
+/// start month and kind (stats: sign-ups holding a seat, by the project's start). A move within one cell records
+/// nothing.
+fn record_moved_figures(txn: &mut Txn<'_>, before: &ProjectRecord, after: &ProjectRecord) -> Result<(), DomainError> {
+    let kind_of = |project: &ProjectRecord| kind_number(project.activity_kind);
+    if let Some(published_at) = after.published_at {
+        let mut change = Change::new(pb::ChangeKind::ProjectPublished, after.project_id.clone());
+        change.deltas.add(cell_at(published_at, kind_of(before)), |f| f.projects_published -= 1);
+        change.deltas.add(cell_at(published_at, kind_of(after)), |f| f.projects_published += 1);
+        if !change.deltas.is_empty() {
+            outbox::record(txn, change)?;
+        }
+    }
+    let mut change = Change::new(pb::ChangeKind::SignUpsCounted, after.project_id.clone());
+    let (held_before, held_after) = (i64::from(before.accepted_count), i64::from(after.accepted_count));
+    change.deltas.add(cell_at(before.start_at, kind_of(before)), |f| f.sign_ups_accepted -= held_before);
+    change.deltas.add(cell_at(after.start_at, kind_of(after)), |f| f.sign_ups_accepted += held_after);
+    if !change.deltas.is_empty() {
+        outbox::record(txn, change)?;
+    }
+    Ok(())
+}
+
+/// Tells the federation that a published project ended (closed or cancelled). Its figures stay as they are: a
+/// publication counts once, and the seats held stay counted (stats do not look at the project's status).
+fn record_closed(txn: &mut Txn<'_>, project: &ProjectRecord) -> Result<(), DomainError> {
+    if project.published_at.is_none() {
+        // A draft was never told to the federation.
+        return Ok(());
+    }
+    outbox::record(txn, Change::new(pb::ChangeKind::ProjectClosed, project.project_id.clone()))
 }
 
 /// Opens a draft for sign-ups. Staff, or the manager of the organising team.
@@ -779,9 +820,13 @@ pub fn publish(txn: &mut Txn<'_>, caller: &Caller, command: ProjectRef) -> Resul
         )));
     }
     check_insured_if_risky(&project)?;
+    let published_at = txn.now();
     project.status = ProjectStatus::Published;
-    project.published_at = Some(txn.now());
+    project.published_at = Some(published_at);
     save_version(txn, &mut project);
+    let mut change = Change::new(pb::ChangeKind::ProjectPublished, project.project_id.clone());
+    change.deltas.add(cell_at(published_at, kind_number(project.activity_kind)), |f| f.projects_published += 1);
+    outbox::record(txn, change)?;
     Ok(project)
 }
 
@@ -797,6 +842,7 @@ pub fn close(txn: &mut Txn<'_>, caller: &Caller, command: ProjectRef) -> Result<
     }
     project.status = ProjectStatus::Closed;
     save_version(txn, &mut project);
+    record_closed(txn, &project)?;
     Ok(project)
 }
 
@@ -808,6 +854,7 @@ pub fn cancel(txn: &mut Txn<'_>, caller: &Caller, command: CancelProject) -> Res
     txn.detail = format!("cancelled: {}", command.reason);
     project.status = ProjectStatus::Cancelled;
     save_version(txn, &mut project);
+    record_closed(txn, &project)?;
     Ok(project)
 }
 
@@ -888,6 +935,7 @@ pub fn set_capacity(
     let free_seats = project.capacity - project.accepted_count;
     let promoted = signup::promote(txn, &mut project, free_seats)?;
     save_version(txn, &mut project);
+    signup::record_accepted_change(txn, &project, promoted.len() as i64)?;
     Ok(CapacityChange { project, promoted })
 }
 

@@ -22,6 +22,7 @@ use crate::audit::{self, AuditContext};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::service::certificate::CertificateApi;
+use crate::service::federation::FederationApi;
 use crate::service::hours::ServiceRecordApi;
 use crate::service::recognition::RecognitionApi;
 use crate::service::stats::StatsApi;
@@ -31,6 +32,7 @@ use crate::service::{
     team::TeamApi, volunteer::VolunteerApi,
 };
 use ecovol_proto::v1::certificate_service_server::CertificateServiceServer;
+use ecovol_proto::v1::federation_service_server::FederationServiceServer;
 use ecovol_proto::v1::recognition_service_server::RecognitionServiceServer;
 use ecovol_proto::v1::service_record_service_server::ServiceRecordServiceServer;
 use ecovol_proto::v1::stats_service_server::StatsServiceServer;
@@ -67,10 +69,20 @@ pub async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-/// Serves the node on `listener` until `shutdown` resolves.
+/// Serves the node on `listener` until `shutdown` resolves (binding `federation.listen` if configured).
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    run_with(config, listener, None, shutdown).await
+}
+
+/// As `run`, with the federation port's listener bound by the caller (tests bind `127.0.0.1:0`).
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    federation_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let tls = match &config.office.tls {
@@ -88,8 +100,59 @@ pub async fn run(
         }
         None => None,
     };
+    let federation_listener = match (&config.federation, federation_listener) {
+        (_, Some(listener)) => Some(listener),
+        (Some(section), None) if !section.listen.is_empty() => Some(
+            TcpListener::bind(&section.listen)
+                .await
+                .with_context(|| format!("cannot listen on federation.listen = {}", section.listen))?,
+        ),
+        _ => None,
+    };
+    let federation_tls = match &config.federation {
+        Some(section) if federation_listener.is_some() => {
+            let read = |path: &Path, key: &str| {
+                std::fs::read(path).with_context(|| format!("federation.{key} {}", path.display()))
+            };
+            Some(
+                ServerTlsConfig::new()
+                    .identity(Identity::from_pem(
+                        read(&section.cert_file, "cert_file")?,
+                        read(&section.key_file, "key_file")?,
+                    ))
+                    .client_ca_root(Certificate::from_pem(read(&section.ca_file, "ca_file")?))
+                    .client_auth_optional(false),
+            )
+        }
+        _ => None,
+    };
     let app = App::open(config).context("cannot open the node")?;
     crate::stars::install_rule(&app).await.context("recording the star rule of [stars]")?;
+    let links = crate::federation::link::start(&app).context("starting the links to the parent")?;
+    let (stop_federation, federation_stopped) = tokio::sync::watch::channel(false);
+    let federation_server = match (federation_listener, federation_tls) {
+        (Some(listener), Some(tls)) => {
+            let app = app.clone();
+            let mut stopped = federation_stopped.clone();
+            tracing::info!(address = ?listener.local_addr().ok(), "federation port serving (mutual TLS)");
+            Some(tokio::spawn(async move {
+                let served = Server::builder()
+                    .tls_config(tls)?
+                    .timeout(Duration::from_millis(app.config.office.request_timeout_ms.max(30_000)))
+                    .tcp_nodelay(true)
+                    .add_service(
+                        FederationServiceServer::new(FederationApi { app: app.clone() })
+                            .max_decoding_message_size(64 << 20),
+                    )
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                served.map_err(anyhow::Error::from)
+            }))
+        }
+        _ => None,
+    };
     let address = listener.local_addr().ok();
     tracing::info!(
         code = %app.config.node.code,
@@ -182,6 +245,17 @@ pub async fn run(
         }
     };
     sweeper.abort();
+    for link in links {
+        link.abort();
+    }
+    let _ = stop_federation.send(true);
+    if let Some(server) = federation_server {
+        match tokio::time::timeout(grace, server).await {
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "federation port"),
+            Err(_) => tracing::warn!("federation port: grace period over"),
+            _ => {}
+        }
+    }
     health_reporter.set_not_serving::<VolunteerServiceServer<VolunteerApi>>().await;
     // In-flight requests have finished (graceful shutdown); flush and stop the committer.
     app.committer.stop().await;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod audit;
 pub mod certificate;
+pub mod federation;
 pub mod hours;
 pub mod node;
 pub mod project;

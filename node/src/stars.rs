@@ -196,11 +196,13 @@ pub fn events_between(
 /// The events recorded are those from the volunteer's **committed** star to the star of `new_minutes`; events an
 /// earlier call of the same write recorded are replaced. So an amendment, which takes the old minutes out and puts
 /// the new ones in, records only its net change, never a `lost` and `reached` pair for the same star.
-pub fn on_total_changed(txn: &mut Txn<'_>, volunteer_number: &str, new_minutes: u64) -> Result<(), DomainError> {
+pub fn on_total_changed(txn: &mut Txn<'_>, volunteer_number: &str, local_minutes: u64) -> Result<(), DomainError> {
+    let new_minutes = local_minutes.saturating_add(elsewhere_minutes_in(txn, volunteer_number)?);
     let rule = txn.get_json::<StarRule>(RULE_KEY)?.unwrap_or_else(StarRule::built_in);
     let key = state_key(volunteer_number);
     let committed: StarState = store::get_json(txn.store(), key.as_bytes())?.unwrap_or_default();
     let current: StarState = txn.get_json(&key)?.unwrap_or_default();
+    record_star_change(txn, volunteer_number, current.star, rule.star_for(new_minutes))?;
     for seq in committed.last_event_seq + 1..=current.last_event_seq {
         txn.delete(event_key(volunteer_number, seq));
     }
@@ -222,6 +224,78 @@ pub fn on_total_changed(txn: &mut Txn<'_>, volunteer_number: &str, new_minutes: 
     }
     txn.put_json(key, &state);
     Ok(())
+}
+
+/// Tells the federation that the volunteer's star moved from `from` to `to` in this write (the snapshot cell of
+/// star holders); the deltas of several calls in one write add up to the net change.
+fn record_star_change(txn: &mut Txn<'_>, volunteer_number: &str, from: u32, to: u32) -> Result<(), DomainError> {
+    use crate::federation::outbox::{self, Change};
+    use ecovol_coordinator::rollup::Cell;
+    if from == to {
+        return Ok(());
+    }
+    let mut change = Change::new(pb::ChangeKind::StarChanged, "");
+    change.volunteer = Some(outbox::minimised(txn, volunteer_number)?);
+    change.star = to;
+    let slot = |star: u32| (star as usize).checked_sub(1).filter(|index| *index < 5);
+    if let Some(index) = slot(from) {
+        change.deltas.add(Cell::SNAPSHOT, |f| f.star_holders[index] -= 1);
+    }
+    if let Some(index) = slot(to) {
+        change.deltas.add(Cell::SNAPSHOT, |f| f.star_holders[index] += 1);
+    }
+    outbox::record(txn, change)
+}
+
+// ----- mutual recognition: hours served elsewhere, certifications from above -----
+
+fn elsewhere_key(volunteer_number: &str) -> String {
+    format!("star_else/{volunteer_number}")
+}
+
+fn certification_prefix(volunteer_number: &str) -> String {
+    format!("star_cert/{volunteer_number}/")
+}
+
+/// A star certified by a higher level (a city or the province), as it reached this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certification {
+    pub star: u32,
+    pub certified_by: String,
+    pub level: CertifyingLevel,
+    pub certified_at: DateTime<Utc>,
+}
+
+/// Confirmed minutes the volunteer served in other counties, as the federation last reported (0 if never).
+pub fn elsewhere_minutes(store: &dyn Store, volunteer_number: &str) -> Result<u64, DomainError> {
+    Ok(store::get_json(store, elsewhere_key(volunteer_number).as_bytes())?.unwrap_or(0))
+}
+
+fn elsewhere_minutes_in(txn: &Txn<'_>, volunteer_number: &str) -> Result<u64, DomainError> {
+    Ok(txn.get_json(&elsewhere_key(volunteer_number))?.unwrap_or(0))
+}
+
+/// The federation reports the volunteer's minutes served elsewhere and the certifications made above: both are
+/// kept, and the star follows `local_minutes + elsewhere`.
+pub fn on_federation_notice(
+    txn: &mut Txn<'_>,
+    volunteer_number: &str,
+    local_minutes: u64,
+    elsewhere: u64,
+    certifications: &[Certification],
+) -> Result<(), DomainError> {
+    txn.put_json(elsewhere_key(volunteer_number), &elsewhere);
+    for certification in certifications {
+        txn.put_json(format!("{}{:02}", certification_prefix(volunteer_number), certification.star), certification);
+    }
+    on_total_changed(txn, volunteer_number, local_minutes)
+}
+
+/// The certifications from above that reached this node, by star.
+pub fn certifications(store: &dyn Store, volunteer_number: &str) -> Result<Vec<Certification>, DomainError> {
+    let mut found = Vec::new();
+    store::scan_json::<Certification>(store, &certification_prefix(volunteer_number), |c| found.push(c))?;
+    Ok(found)
 }
 
 /// When the volunteer last reached `star`, from their committed events.
@@ -302,6 +376,21 @@ pub fn events(store: &dyn Store, volunteer_number: &str) -> Result<Vec<StarEvent
 }
 
 // ----- wire conversions -----
+
+impl From<&Certification> for pb::StarCertification {
+    fn from(certification: &Certification) -> Self {
+        pb::StarCertification {
+            star: certification.star,
+            certified_by: certification.certified_by.clone(),
+            level: match certification.level {
+                CertifyingLevel::County => pb::Level::County,
+                CertifyingLevel::City => pb::Level::City,
+                CertifyingLevel::Province => pb::Level::Province,
+            } as i32,
+            certified_at: Some(wire::timestamp(certification.certified_at)),
+        }
+    }
+}
 
 impl From<CertifyingLevel> for pb::CertifyingLevel {
     fn from(level: CertifyingLevel) -> Self {

@@ -199,6 +199,26 @@ pub fn scan_json<T: serde::de::DeserializeOwned>(
     failure.map_or(Ok(()), Err)
 }
 
+/// As `scan_json`, also giving each key with `prefix` taken off.
+pub fn scan_json_keyed<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    prefix: &str,
+    mut visit: impl FnMut(&str, T),
+) -> Result<(), StoreError> {
+    let mut failure = None;
+    store.scan(prefix.as_bytes(), None, &mut |key, value| match decode::<T>(key, value) {
+        Ok(value) => {
+            visit(&String::from_utf8_lossy(&key[prefix.len()..]), value);
+            ControlFlow::Continue(())
+        }
+        Err(error) => {
+            failure = Some(error);
+            ControlFlow::Break(())
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
+}
+
 /// Reads and decodes one record.
 pub fn get_json<T: serde::de::DeserializeOwned>(store: &dyn Store, key: &[u8]) -> Result<Option<T>, StoreError> {
     match store.get(key)? {

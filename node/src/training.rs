@@ -9,11 +9,15 @@
 //! - `train/<training_id>` the session (`{node code}-TR{seq:06}`, sequence `training`);
 //! - `train_att/<training>/<volunteer>` the attendance list; `vol_train/<volunteer>/<training>` its mirror, for
 //!   the volunteer's record. Both change in the same write.
+//!
+//! A session and every change of its attendance count for the federation in the month of its date
+//! (`federation::outbox`, same write).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use ecovol_coordinator::rollup::Cell;
 use ecovol_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +25,7 @@ use crate::auth::{Caller, Role};
 use crate::commit::Txn;
 use crate::error::{DomainError, Violations};
 use crate::evaluation::check_volunteer_number;
+use crate::federation::outbox::{self, Change};
 use crate::page::{Page, PageRequest};
 use crate::registry::volunteer;
 use crate::store::{self, Store};
@@ -240,7 +245,24 @@ pub fn create(
     };
     txn.target = training.training_id.clone();
     txn.put_json(training_key(&training.training_id), &training);
+    record_held(txn, &training, 1, 0)?;
     Ok(training)
+}
+
+/// Tells the federation that the sessions held on `training`'s day changed by `trainings` and their attendance by
+/// `trainees` (stats: a session counts in the China calendar month of its date, with its attendee count). Nothing
+/// is recorded when neither moved.
+fn record_held(txn: &mut Txn<'_>, training: &Training, trainings: i64, trainees: i64) -> Result<(), DomainError> {
+    if trainings == 0 && trainees == 0 {
+        return Ok(());
+    }
+    let month = Cell { month: training.date.year().max(0) as u32 * 100 + training.date.month(), kind: 0 };
+    let mut change = Change::new(pb::ChangeKind::TrainingHeld, training.training_id.clone());
+    change.deltas.add(month, |f| {
+        f.trainings += trainings;
+        f.trainees += trainees;
+    });
+    outbox::record(txn, change)
 }
 
 /// Adds volunteers to the attendance list; one already on it is left as is. Every volunteer must be on this
@@ -263,6 +285,7 @@ pub fn add_attendance(txn: &mut Txn<'_>, caller: &Caller, command: Attendance) -
     training.updated_at = txn.now();
     txn.detail = format!("added {added} of {}", command.volunteer_numbers.len());
     txn.put_json(training_key(&training.training_id), &training);
+    record_held(txn, &training, 0, i64::from(added))?;
     Ok(training)
 }
 
@@ -271,6 +294,7 @@ pub fn remove_attendance(txn: &mut Txn<'_>, caller: &Caller, command: Attendance
     txn.target = command.training_id.clone();
     caller.require_any(&[Role::Staff], "recording training attendance")?;
     let mut training = load(txn, &command.training_id)?;
+    let attendees_before = training.attendee_count;
     for number in &command.volunteer_numbers {
         let key = attendance_key(&training.training_id, number);
         if txn.get(key.as_bytes())?.is_none() {
@@ -286,6 +310,7 @@ pub fn remove_attendance(txn: &mut Txn<'_>, caller: &Caller, command: Attendance
     training.updated_at = txn.now();
     txn.detail = format!("removed {}", command.volunteer_numbers.len());
     txn.put_json(training_key(&training.training_id), &training);
+    record_held(txn, &training, 0, i64::from(training.attendee_count) - i64::from(attendees_before))?;
     Ok(training)
 }
 

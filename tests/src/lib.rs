@@ -6,6 +6,8 @@
 //! let mut volunteers = node.volunteers(&node.staff_token);
 //! ```
 
+pub mod cluster;
+pub mod federation_load;
 pub mod fixtures;
 pub mod process;
 pub mod scenario;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::account::load_config;
-use super::console::Console;
+use super::console::{Console, OutputFormat};
 use super::failure::Failure;
 use crate::crypto::NodeKeys;
 
@@ -22,16 +22,17 @@ pub struct ServeArgs {
 /// Arguments of `up`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
-    /// The demo's folder: config, node key, data and the demo accounts' tokens. Reused when run again.
+    /// The demo's folder: certificates, and one folder per node with its config, key, data and the tokens of its
+    /// demo accounts. Reused when run again (same ports, same accounts, same data).
     #[arg(long, value_name = "DIR", default_value = "ecovol-up")]
     pub dir: PathBuf,
 
-    /// Office address of the demo node.
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:7070")]
-    pub listen: String,
+    /// Office address of the province node on the first run (default: a free port, like every other node).
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
 
-    /// Synthetic volunteers to load on the first start (at most 500000).
-    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=500_000))]
+    /// Synthetic volunteers to register in each of the four counties on the first run (at most 100000).
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub volunteers: u32,
 
     /// Seed of the synthetic data.
@@ -41,18 +42,25 @@ pub struct UpArgs {
     /// Stop after loading and printing the summary (for scripts and tests).
     #[arg(long)]
     pub exit_after_load: bool,
+
+    /// How to print the summary: tables, or one JSON value (for scripts).
+    // The global --output, declared again so `up` sees it: clap hands the value given before or after `up` to
+    // both declarations (a global argument is not propagated to a subcommand that has its own of the same id).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
-/// Runs the demo node (see `crate::demo`).
+/// Runs the demo federation (see `crate::demo`).
 pub async fn up(args: UpArgs) -> Result<(), Failure> {
     crate::demo::check_folder(&args.dir).map_err(|error| Failure::Usage(format!("{error:#}")))?;
     crate::telemetry::init(&crate::config::LogSection { filter: "warn".into(), ..Default::default() }, false);
     let options = crate::demo::UpOptions {
         dir: args.dir,
         listen: args.listen,
-        volunteers: args.volunteers,
+        volunteers_per_county: args.volunteers,
         exit_after_load: args.exit_after_load,
         seed: args.seed,
+        json: args.output == OutputFormat::Json,
     };
     // Straight to standard output: the summary must show while the demo keeps serving.
     let result = crate::demo::up(options, &mut std::io::stdout()).await;

@@ -260,11 +260,30 @@ impl Node {
         let node = Self { _dir: dir, store, committer, rules };
         node.put_project(PROJECT, TEAM, "published").await?;
         for number in [VOLUNTEER, SECOND_VOLUNTEER, WALK_IN] {
-            node.put(volunteer::record_key(number), serde_json::json!({ "volunteer_number": number })).await?;
+            node.put_volunteer(number).await?;
         }
         node.put_signup(PROJECT, VOLUNTEER, "accepted").await?;
         node.put_signup(PROJECT, SECOND_VOLUNTEER, "accepted").await?;
         Ok(node)
+    }
+
+    /// A volunteer row with the fields the federation reads (`outbox::minimised`), and their federation key, as a
+    /// registration leaves them.
+    async fn put_volunteer(&self, number: &'static str) -> Result<(), DomainError> {
+        self.committer
+            .write(AuditContext::new(&staff(), "fixture", ""), move |txn| {
+                let record = serde_json::json!({
+                    "volunteer_number": number,
+                    "gender": "female",
+                    "birth_date": "1990-01-01",
+                    "home_division_code": "330106",
+                    "status": "active",
+                });
+                txn.put_json(volunteer::record_key(number), &record);
+                crate::federation::outbox::remember_volunteer_key(txn, number, &format!("identity of {number}"));
+                Ok(())
+            })
+            .await
     }
 
     async fn put(&self, key: String, value: serde_json::Value) -> Result<(), DomainError> {

@@ -14,6 +14,9 @@
 //! `signup_wl/<project_id>/<waitlist_seq:020>` → volunteer number, the waitlist in order of arrival (removed when
 //! promoted or cancelled); `vol_signup/<volunteer_number>/<project_id>` → "" a volunteer's sign-ups (kept after
 //! a cancellation; the record says its status); `idem/signup/<idempotency_key>` → the first answer.
+//!
+//! Every net change of a project's accepted sign-ups (a seat taken, given up, or given to the next in line) is
+//! recorded for the federation in the same write (`record_accepted_change`).
 
 use std::ops::ControlFlow;
 
@@ -24,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, Role};
 use crate::commit::Txn;
 use crate::error::{DomainError, Violations};
+use crate::federation::outbox::{self, Change, cell_at, kind_number};
 use crate::page::{Page, PageRequest};
 use crate::project::{self, ProjectRecord, ProjectStatus, check_id};
 use crate::registry::volunteer::{self, GuardianConsent, VolunteerStatus};
@@ -428,6 +432,9 @@ pub fn sign_up(txn: &mut Txn<'_>, caller: &Caller, command: SignUp) -> Result<Si
     txn.put_json(key, &record);
     txn.put(volunteer_signup_key(&number, &project.project_id), Vec::new());
     project::save(txn, &project);
+    if status == SignUpStatus::Accepted {
+        record_accepted_change(txn, &project, 1)?;
+    }
     let view = SignUpView { record, waitlist_position };
     if let Some(idempotency_key) = &command.idempotency_key {
         let first = IdempotentAnswer {
@@ -488,11 +495,33 @@ pub fn cancel(txn: &mut Txn<'_>, caller: &Caller, command: CancelSignUp) -> Resu
         }
     };
     project::save(txn, &project);
+    if was == SignUpStatus::Accepted {
+        // The seat given up, and the seat taken by the promoted volunteer if any: often no net change.
+        record_accepted_change(txn, &project, i64::from(promoted.is_some()) - 1)?;
+    }
     txn.detail = match &promoted {
         Some(promoted) => format!("volunteer {number} cancelled ({}); volunteer {promoted} promoted", was.label()),
         None => format!("volunteer {number} cancelled ({})", was.label()),
     };
     Ok(CancelAnswer { sign_up: SignUpView { record, waitlist_position: 0 }, promoted })
+}
+
+/// Tells the federation that the accepted sign-ups of `project` changed by `accepted_delta` in this write: they
+/// count in the cell of the project's start month and activity kind (stats: sign-ups holding a seat). Nothing is
+/// recorded when the net change is zero.
+pub(crate) fn record_accepted_change(
+    txn: &mut Txn<'_>,
+    project: &ProjectRecord,
+    accepted_delta: i64,
+) -> Result<(), DomainError> {
+    if accepted_delta == 0 {
+        return Ok(());
+    }
+    let mut change = Change::new(pb::ChangeKind::SignUpsCounted, project.project_id.clone());
+    change
+        .deltas
+        .add(cell_at(project.start_at, kind_number(project.activity_kind)), |f| f.sign_ups_accepted += accepted_delta);
+    outbox::record(txn, change)
 }
 
 /// Moves up to `seats` volunteers from the waitlist to accepted seats, in order of arrival, and keeps the

@@ -11,6 +11,8 @@
 //! `team_nm/<name>\0<team_id>` and `team_par/<parent_team_id>/<team_id>` list indexes;
 //! `team_mem/<team_id>/<volunteer_number>` the membership (the volunteer search relies on the key ending in the
 //! volunteer number, and on the volunteer record's `team_ids` listing only current teams).
+//!
+//! A registered team counts for the federation in the month it was created (`federation::outbox`, same write).
 
 use chrono::{DateTime, Utc};
 use ecovol_proto::v1 as pb;
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, Role};
 use crate::commit::Txn;
 use crate::error::{DomainError, Violations};
+use crate::federation::outbox::{self, Change, cell_at};
 use crate::page::{Page, PageRequest};
 use crate::registry::volunteer::{self, VolunteerRecord, VolunteerStatus};
 use crate::store::{self, Store};
@@ -613,6 +616,10 @@ pub fn create(
     };
     write_indexes(txn, None, &record);
     txn.put_json(team_key(&team_id), &record);
+    // The federation counts teams by the month they were registered (stats: `created_at`).
+    let mut change = Change::new(pb::ChangeKind::TeamRegistered, team_id);
+    change.deltas.add(cell_at(record.created_at, 0), |f| f.teams_registered += 1);
+    outbox::record(txn, change)?;
     Ok(TeamChange { team: record, warnings })
 }
 

@@ -8,6 +8,9 @@
 //!
 //! Keys: `vol/<number>` the record; `vol_v/<number>/<version>` every version; `vol_id/<hash>` → number;
 //! `vol_ph/<hash>/<number>`, `vol_nm/<name>\0<number>`, `vol_sk/<skill>\0<number>` search indexes.
+//!
+//! The federation (`federation::outbox`) hears of every registration (counted in its month, with the volunteer's
+//! pseudonymous key remembered first), every new version and every deactivation, minimised, in the same write.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ecovol_proto::v1 as pb;
@@ -17,6 +20,7 @@ use crate::auth::{Caller, Role};
 use crate::commit::Txn;
 use crate::crypto::NodeKeys;
 use crate::error::{DomainError, Violations};
+use crate::federation::outbox::{self, Change, cell_at};
 use crate::page::{Page, PageRequest};
 use crate::store::{self, Store};
 use crate::validate::{
@@ -453,7 +457,21 @@ pub fn register(
     txn.put(identity_key(&identity_lookup), volunteer_number.clone());
     write_indexes(txn, None, &record);
     save(txn, &record);
+    // The federation: the volunteer's pseudonymous key first, then the registration counted in its month.
+    outbox::remember_volunteer_key(txn, &volunteer_number, command.identity.as_str());
+    let mut change = Change::new(pb::ChangeKind::VolunteerRegistered, "");
+    change.volunteer = Some(outbox::minimised(txn, &volunteer_number)?);
+    change.deltas.add(cell_at(record.registered_at, 0), |f| f.new_volunteers += 1);
+    outbox::record(txn, change)?;
     Ok(record)
+}
+
+/// Tells the federation of a new version of a volunteer's record (no figure changes: a registration counts once,
+/// whatever the volunteer's status later). The volunteer number stays local: the subject is empty.
+fn record_volunteer_change(txn: &mut Txn<'_>, kind: pb::ChangeKind, volunteer_number: &str) -> Result<(), DomainError> {
+    let mut change = Change::new(kind, "");
+    change.volunteer = Some(outbox::minimised(txn, volunteer_number)?);
+    outbox::record(txn, change)
 }
 
 /// Stores `record` as the current version and in the version history.
@@ -556,6 +574,7 @@ pub fn update(
     txn.detail = command.reason;
     write_indexes(txn, Some(&old), &new);
     save(txn, &new);
+    record_volunteer_change(txn, pb::ChangeKind::VolunteerUpdated, &new.volunteer_number)?;
     Ok(new)
 }
 
@@ -579,6 +598,7 @@ pub fn deactivate(
     new.change_reason = reason.clone();
     txn.detail = reason;
     save(txn, &new);
+    record_volunteer_change(txn, pb::ChangeKind::VolunteerDeactivated, volunteer_number)?;
     Ok(new)
 }
 

@@ -36,4 +36,12 @@ impl NodeService for NodeApi {
             schema_version: SCHEMA_VERSION,
         }))
     }
+
+    async fn get_federation_status(
+        &self,
+        request: Request<pb::GetFederationStatusRequest>,
+    ) -> Result<Response<pb::GetFederationStatusResponse>, Status> {
+        caller(&self.app, &request)?;
+        Ok(Response::new(crate::federation::link::status(&self.app)))
+    }
 }

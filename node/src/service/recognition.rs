@@ -154,4 +154,15 @@ impl RecognitionService for RecognitionApi {
         let profile = evaluation::profile(&*self.app.store, &caller, &query).map_err(status)?;
         Ok(Response::new(pb::GetVolunteerProfileResponse::from(&profile)))
     }
+
+    async fn get_federation_minutes(
+        &self,
+        request: Request<pb::GetFederationMinutesRequest>,
+    ) -> Result<Response<pb::GetFederationMinutesResponse>, Status> {
+        let caller = caller(&self.app, &request)?;
+        let number = request.into_inner().volunteer_number;
+        let answer =
+            crate::federation::link::volunteer_federation_minutes(&self.app, &caller, &number).await.map_err(status)?;
+        Ok(Response::new(answer))
+    }
 }

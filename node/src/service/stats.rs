@@ -28,4 +28,18 @@ impl StatsService for StatsApi {
             .map_err(status)?;
         Ok(Response::new(pb::GetStatsResponse::from(&stats)))
     }
+
+    async fn get_region_stats(
+        &self,
+        request: Request<pb::GetRegionStatsRequest>,
+    ) -> Result<Response<pb::GetRegionStatsResponse>, Status> {
+        let caller = caller(&self.app, &request)?;
+        let request = request.into_inner();
+        let app = self.app.clone();
+        let answer = tokio::task::spawn_blocking(move || crate::federation::region::get(&app, &caller, request))
+            .await
+            .map_err(|error| Status::internal(format!("statistics task failed: {error}")))?
+            .map_err(status)?;
+        Ok(Response::new(answer))
+    }
 }

@@ -1,0 +1,256 @@
+//! Federation certificates on this machine: `ecovol certs ca|node|federation-key|show` (offline, no `--node`).
+//!
+//! The CA key signs every node of the federation: make it on a machine kept apart, issue node certificates
+//! there, and hand each office only its own `{code}.pem`, `{code}.key` and the CA's `ca.pem`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use ecovol_coordinator::region::DivisionCode;
+
+use super::console::{Console, Record};
+use super::failure::Failure;
+use crate::federation::certs::{self, CertError};
+
+/// Federation certificates: the CA, node certificates, the federation pseudonym key.
+#[derive(Debug, clap::Subcommand)]
+pub enum CertsCommand {
+    /// Make a new federation CA: DIR/ca.pem and DIR/ca.key (readable by its owner only).
+    Ca(CaArgs),
+    /// Issue a node certificate signed by the federation CA: DIR/{code}.pem and DIR/{code}.key.
+    Node(NodeArgs),
+    /// Write a new federation-wide pseudonym key (64 hex characters, readable by its owner only).
+    FederationKey(FederationKeyArgs),
+    /// Print the identity a node certificate carries: division code, level and validity.
+    Show(ShowArgs),
+}
+
+/// Arguments of `certs ca`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CaArgs {
+    /// Folder to write ca.pem and ca.key into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Name in the CA's subject: "ecovol federation CA (NAME)".
+    #[arg(long, default_value = "ecovol")]
+    pub name: String,
+
+    /// Replace existing files (every certificate the old CA signed stops being trusted).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `certs node`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// Folder to write {code}.pem and {code}.key into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// The federation CA's certificate [default: DIR/ca.pem].
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// The federation CA's key [default: DIR/ca.key].
+    #[arg(long, value_name = "FILE")]
+    pub ca_key: Option<PathBuf>,
+
+    /// GB/T 2260 division code of the node, e.g. 320102; its level is read from the digits.
+    #[arg(long, value_name = "CODE")]
+    pub code: DivisionCode,
+
+    /// Another name the certificate is valid for, to serve the office port too (DNS name or IP address;
+    /// repeatable), e.g. --host localhost --host 127.0.0.1.
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `certs federation-key`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FederationKeyArgs {
+    /// Where to write the key; copy the same file to every node of the federation.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Replace an existing file (pseudonyms made with the old key no longer match).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `certs show`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// A node certificate (PEM), e.g. 320102.pem.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Runs a `certs` command; all of them work on local files only.
+pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failure> {
+    match command {
+        CertsCommand::Ca(args) => {
+            let (cert, key) = certs::write_ca(&args.dir, &args.name, args.force).map_err(failure)?;
+            wrote_pair(console, "federation CA", &cert, &key);
+            console.note(
+                "keep ca.key offline and backed up: whoever holds it can make certificates for any node; give the \
+                 nodes ca.pem only",
+            );
+            Ok(())
+        }
+        CertsCommand::Node(args) => {
+            let ca_cert = args.ca_cert.unwrap_or_else(|| args.dir.join(certs::CA_CERT_FILE));
+            let ca_key = args.ca_key.unwrap_or_else(|| args.dir.join(certs::CA_KEY_FILE));
+            let (cert, key) =
+                certs::write_node(&args.dir, &ca_cert, &ca_key, args.code, &args.hosts, args.force).map_err(failure)?;
+            wrote_pair(console, &format!("node {}", certs::node_dns_name(args.code)), &cert, &key);
+            Ok(())
+        }
+        CertsCommand::FederationKey(args) => {
+            certs::write_federation_key(&args.out, args.force).map_err(failure)?;
+            if console.is_json() {
+                console.json(&serde_json::json!({ "key_file": args.out.display().to_string() }));
+            } else {
+                console.print(&format!(
+                    "wrote a new federation key to {} (readable by its owner only)\n",
+                    args.out.display()
+                ));
+            }
+            console.note("copy the same key file to every node of the federation, and back it up");
+            Ok(())
+        }
+        CertsCommand::Show(args) => show(&args.file, console),
+    }
+}
+
+/// Prints the paths of a written certificate and key.
+fn wrote_pair(console: &mut Console<'_>, what: &str, cert: &Path, key: &Path) {
+    if console.is_json() {
+        console.json(&serde_json::json!({
+            "cert_file": cert.display().to_string(),
+            "key_file": key.display().to_string(),
+        }));
+    } else {
+        console.print(&format!(
+            "wrote the {what} certificate to {}\nand its key to {} (readable by its owner only)\n",
+            cert.display(),
+            key.display()
+        ));
+    }
+}
+
+fn show(file: &Path, console: &mut Console<'_>) -> Result<(), Failure> {
+    let pem = std::fs::read_to_string(file)
+        .map_err(|source| failure(CertError::Read { path: file.to_path_buf(), source }))?;
+    let certificate = certs::read_node_cert(&pem).map_err(failure)?;
+    let identity = certificate.identity;
+    let record = Record::new()
+        .field("division_code", identity.code.to_string())
+        .field("level", certs::level_label(identity.level))
+        .field("node_name", identity.dns_name())
+        .field("common_name", super::console::name(certificate.common_name))
+        .field("hosts", certificate.hosts)
+        .field("issuer", certificate.issuer)
+        .field("not_before", certificate.not_before.to_rfc3339())
+        .field("not_after", certificate.not_after.to_rfc3339());
+    console.single("certificate", &record);
+    if certificate.not_after < Utc::now() {
+        console.note(&format!("warning: this certificate expired at {}", certificate.not_after.to_rfc3339()));
+    }
+    Ok(())
+}
+
+/// A usage mistake (exit 2) when the files or values given are wrong; a failure (exit 1) when writing or
+/// generating failed.
+fn failure(error: CertError) -> Failure {
+    match error {
+        CertError::Exists { .. } => Failure::Usage(format!("{error}; pass --force to replace it")),
+        CertError::Write { .. } | CertError::Randomness | CertError::Generate(_) => Failure::Failed(error.to_string()),
+        _ => Failure::Usage(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::failure::{EXIT_OK, EXIT_USAGE};
+
+    /// Runs `ecovol ARGS`; returns (exit code, standard output, standard error).
+    async fn ecovol(args: &[&str]) -> (i32, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let args = std::iter::once("ecovol").chain(args.iter().copied()).map(str::to_string);
+        let code = crate::cli::run_with(args, &mut out, &mut err).await;
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_ca_issues_a_node_certificate_that_shows_its_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        let pki = pki.to_str().unwrap();
+        let (code, out, err) = ecovol(&["certs", "ca", "--dir", pki, "--name", "jiangsu"]).await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        assert!(out.contains(&format!("{pki}/ca.pem")) && out.contains(&format!("{pki}/ca.key")), "{out}");
+        assert!(err.contains("keep ca.key offline"), "{err}");
+
+        let (code, out, err) =
+            ecovol(&["certs", "node", "--dir", pki, "--code", "320102", "--host", "localhost", "--host", "127.0.0.1"])
+                .await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        assert!(out.contains("node 320102.county.node.ecovol") && out.contains(&format!("{pki}/320102.key")), "{out}");
+
+        let cert = format!("{pki}/320102.pem");
+        let (code, out, err) = ecovol(&["certs", "show", &cert]).await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        assert!(out.contains("division_code: 320102\n") && out.contains("level:         county\n"), "{out}");
+        assert!(out.contains("hosts:         localhost, 127.0.0.1\n"), "{out}");
+
+        let (code, out, _) = ecovol(&["-o", "json", "certs", "show", &cert]).await;
+        assert_eq!(code, EXIT_OK);
+        let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(shown["certificate"]["node_name"], "320102.county.node.ecovol");
+        assert_eq!(shown["certificate"]["issuer"], "CN=ecovol federation CA (jiangsu)");
+    }
+
+    #[tokio::test]
+    async fn mistakes_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().to_str().unwrap();
+        assert_eq!(ecovol(&["certs", "ca", "--dir", pki]).await.0, EXIT_OK);
+        let check = |expected: &'static str| {
+            move |(code, _, err): (i32, String, String)| {
+                assert_eq!(code, EXIT_USAGE, "{err}");
+                assert!(err.contains(expected), "{err}");
+            }
+        };
+        check("exists already, refusing to overwrite it; pass --force to replace it")(
+            ecovol(&["certs", "ca", "--dir", pki]).await,
+        );
+        assert_eq!(ecovol(&["certs", "ca", "--dir", pki, "--force"]).await.0, EXIT_OK);
+        check("must be 6 digits")(ecovol(&["certs", "node", "--dir", pki, "--code", "32010"]).await);
+        check("is neither an IP address nor a DNS name")(
+            ecovol(&["certs", "node", "--dir", pki, "--code", "320102", "--host", "bad host"]).await,
+        );
+        check("cannot read")(
+            ecovol(&["certs", "node", "--dir", pki, "--code", "320102", "--ca-key", "/nonexistent/ca.key"]).await,
+        );
+        check("carries no node name")(ecovol(&["certs", "show", &format!("{pki}/ca.pem")]).await);
+        check("cannot read")(ecovol(&["certs", "show", &format!("{pki}/missing.pem")]).await);
+    }
+
+    #[tokio::test]
+    async fn the_federation_key_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("federation.key");
+        let key = key.to_str().unwrap();
+        let (code, out, err) = ecovol(&["certs", "federation-key", "--out", key]).await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        assert!(out.contains(key), "{out}");
+        assert_eq!(std::fs::read_to_string(key).unwrap().trim_end().len(), 64);
+        assert_eq!(ecovol(&["certs", "federation-key", "--out", key]).await.0, EXIT_USAGE);
+        assert_eq!(ecovol(&["certs", "federation-key", "--out", key, "--force"]).await.0, EXIT_OK);
+    }
+}
