@@ -12,9 +12,9 @@ use crate::federation::Federation;
 use crate::federation::outbox::Outbox;
 use crate::store::{SledStore, Store};
 
-/// Current schema version of the store. A binary refuses a store of a newer version; migrations of older stores
-/// arrive with the first schema change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Current schema version of the store. A binary refuses a store of a newer version and migrates an older one:
+/// 1 → 2 adds what the federation keeps (`federation::backfill`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything a request handler needs.
 pub struct App {
@@ -46,7 +46,7 @@ impl App {
         let keys = NodeKeys::load(&config.store.key_file)?;
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(&config.store.path, config.store.cache_capacity_mb << 20)?);
-        check_schema(&*store)?;
+        let found = check_schema(&*store)?;
         let code = config.division_code();
         let outbox = match &config.federation {
             Some(section) => {
@@ -56,6 +56,24 @@ impl App {
             }
             None => Outbox::standalone(code),
         };
+        if found < SCHEMA_VERSION {
+            let done = crate::federation::backfill::run(&*store, &keys, &outbox, SCHEMA_VERSION).map_err(|error| {
+                OpenError::Schema(format!("migrating the store to schema {SCHEMA_VERSION}: {error}"))
+            })?;
+            tracing::info!(
+                from = found,
+                to = SCHEMA_VERSION,
+                volunteers = done.volunteers,
+                cells = done.cells,
+                entries = done.entries,
+                "store migrated: federation keys, own figures and (if linked) entries for the parent"
+            );
+        }
+        let announced = crate::federation::backfill::announce(&*store, &outbox)
+            .map_err(|error| OpenError::Federation(format!("queueing this node's history for its parent: {error}")))?;
+        if announced > 0 {
+            tracing::info!(entries = announced, "first start with a parent: this node's history is queued for it");
+        }
         let committer = Committer::start_with_outbox(
             store.clone(),
             config.store.queue_max,
@@ -72,14 +90,15 @@ impl App {
     }
 }
 
-/// Stamps a new store with the schema version; refuses a store written by a newer release.
-fn check_schema(store: &dyn Store) -> Result<(), OpenError> {
+/// Stamps a new store with the schema version; refuses a store written by a newer release. Returns the version
+/// found (the current one for a new store).
+fn check_schema(store: &dyn Store) -> Result<u32, OpenError> {
     let key = b"meta/schema_version";
     match store.get(key)? {
         None => {
             store.apply(&[(key.to_vec(), Some(SCHEMA_VERSION.to_string().into_bytes()))])?;
             store.flush()?;
-            Ok(())
+            Ok(SCHEMA_VERSION)
         }
         Some(value) => {
             let found: u32 = std::str::from_utf8(&value)
@@ -92,7 +111,7 @@ fn check_schema(store: &dyn Store) -> Result<(), OpenError> {
                      run a newer ecovol, or restore a backup made by this release"
                 )));
             }
-            Ok(())
+            Ok(found)
         }
     }
 }

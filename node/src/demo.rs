@@ -71,6 +71,16 @@ pub async fn up(options: UpOptions, out: &mut (dyn Write + Send)) -> anyhow::Res
     let cluster_options = ClusterOptions { province_listen: options.listen.clone(), ..ClusterOptions::default() };
     let federation = start_federation(&options.dir, &cluster_options).await?;
     let mut timings = Timings { start: began.elapsed(), ..Timings::default() };
+    let province = federation.province();
+    if let Some(listen) = &options.listen
+        && listen.parse::<std::net::SocketAddr>().ok() != Some(province.office)
+    {
+        eprintln!(
+            "note: --listen applies to a new folder only: the province keeps {} from {}",
+            province.office,
+            province.config_path.display()
+        );
+    }
     let demo_file = federation.dir.join("demo.json");
     let (loaded, fresh) = match read_loaded(&demo_file)? {
         Some(loaded) => (loaded, false),

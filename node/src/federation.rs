@@ -11,6 +11,7 @@
 //! the pure state machines of `ecovol_coordinator`; this module drives them over sled and gRPC.
 
 pub mod apply;
+pub mod backfill;
 pub mod certs;
 pub mod link;
 pub mod outbox;

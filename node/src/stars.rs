@@ -501,6 +501,12 @@ mod tests {
         let committer = Committer::start(store.clone(), 64, 16);
         run(&committer, |txn| {
             txn.put_json(RULE_KEY, &rule(Level::County));
+            // The volunteer as the federation hook reads it (every star change is recorded for the parent).
+            let record = serde_json::json!({
+                "gender": "female", "birth_date": "1990-01-01", "home_division_code": "330106", "status": "active"
+            });
+            txn.put_json(crate::registry::volunteer::record_key("V1"), &record);
+            crate::federation::outbox::remember_volunteer_key(txn, "V1", "11010519491231002X");
             Ok(())
         })
         .await;

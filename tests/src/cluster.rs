@@ -74,6 +74,8 @@ pub struct ClusterNode {
     pub dir: PathBuf,
     pub config_path: PathBuf,
     pub tokens: Tokens,
+    /// False while the node runs without a `[federation]` section (an office working alone).
+    pub linked: bool,
     pub channel: Option<Channel>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -111,6 +113,15 @@ impl Cluster {
     /// Starts every node of `topology` (parents first). `extra_toml` is appended to every node's config (after
     /// the `[federation]` keys, so it may add federation keys such as `stale_after_ms = 1000`, or new sections).
     pub async fn start(topology: &[(&str, &'static str, Option<&str>)], extra_toml: &str) -> anyhow::Result<Cluster> {
+        Self::start_with(topology, extra_toml, &[]).await
+    }
+
+    /// As `start`, with the nodes in `alone` configured without `[federation]` (see `link`).
+    pub async fn start_with(
+        topology: &[(&str, &'static str, Option<&str>)],
+        extra_toml: &str,
+        alone: &[&str],
+    ) -> anyhow::Result<Cluster> {
         let root = tempfile::tempdir()?;
         let files = FederationFiles::create(&root.path().join("federation"), "test")?;
         let mut cluster = Cluster { root, files, nodes: BTreeMap::new(), extra_toml: extra_toml.to_string() };
@@ -141,6 +152,7 @@ impl Cluster {
                     auditor: String::new(),
                     staff_civil_affairs: String::new(),
                 },
+                linked: !alone.contains(code),
                 channel: None,
                 shutdown: None,
                 task: None,
@@ -162,6 +174,16 @@ impl Cluster {
 
     fn write_config(&self, code: &str) -> anyhow::Result<()> {
         let node = &self.nodes[code];
+        if !node.linked {
+            let text = format!(
+                "[node]\ncode = \"{code}\"\nlevel = \"{}\"\nname = \"测试 {code}\"\n\n\
+                 [store]\npath = \"data\"\nkey_file = \"node.key\"\ncache_capacity_mb = 16\n\n\
+                 [office]\nlisten = \"{}\"\nshutdown_grace_ms = 2000\n",
+                node.level, node.office
+            );
+            std::fs::write(&node.config_path, text)?;
+            return Ok(());
+        }
         let parent = match &node.parent {
             Some(parent) => format!("parent = \"https://{}\"\n", self.nodes[parent].federation),
             None => String::new(),
@@ -230,6 +252,14 @@ impl Cluster {
         Self::launch(node, config, office, federation).await
     }
 
+    /// Gives a node that worked alone its `[federation]` section and restarts it: it joins the federation.
+    pub async fn link(&mut self, code: &str) -> anyhow::Result<()> {
+        self.stop(code).await?;
+        self.nodes.get_mut(code).context("no such node")?.linked = true;
+        self.write_config(code)?;
+        self.start_again(code).await
+    }
+
     pub async fn restart(&mut self, code: &str) -> anyhow::Result<()> {
         self.stop(code).await?;
         self.start_again(code).await
@@ -247,7 +277,7 @@ impl Cluster {
     /// seen at its next stop.
     pub async fn wait_delivered(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut order: Vec<&ClusterNode> = self.nodes.values().filter(|n| n.parent.is_some()).collect();
+        let mut order: Vec<&ClusterNode> = self.nodes.values().filter(|n| n.parent.is_some() && n.linked).collect();
         order.sort_by_key(|node| match node.level {
             "county" => 0,
             "city" => 1,

@@ -147,7 +147,7 @@ async fn a_silent_child_is_shown_stale_not_missing() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let stats = region_stats(cluster.node("320200"), "").await.unwrap();
     let part = stats.parts.iter().find(|p| p.code == "320206").expect("a silent county is still listed");
-    let freshness = part.freshness.clone().unwrap();
+    let freshness = part.freshness.unwrap();
     assert!(freshness.stale, "after stale_after_ms of silence the county is stale: {freshness:?}");
     assert!(freshness.last_contact.is_some() && freshness.newest_entry.is_some());
     assert_eq!(part.totals.as_ref().unwrap().registered_volunteers, 3, "its last figures are kept");
@@ -454,5 +454,28 @@ async fn a_full_backlog_raises_the_alarm_and_refuses_changes_instead_of_dropping
     cluster.wait_delivered(DELIVERY).await.unwrap();
     let city = region_stats(cluster.node("320100"), "320102").await.unwrap();
     assert_eq!(city.totals.unwrap().registered_volunteers, accepted + 1, "every accepted change arrived, once");
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_that_worked_alone_joins_and_its_history_arrives_once() {
+    let mut cluster = Cluster::start_with(&JIANGSU[..5], HOURS_WINDOW, &["320104"]).await.unwrap();
+    load_county(cluster.node("320104"), seed(), 0, 10).await.unwrap();
+    let before = region_stats(cluster.node("320000"), "320104").await.unwrap();
+    assert_eq!(before.totals.unwrap().registered_volunteers, 0, "alone, nothing goes up");
+    cluster.link("320104").await.unwrap();
+    // Work after joining travels the usual way, after the history.
+    load_county(cluster.node("320104"), seed() + 1, 100, 4).await.unwrap();
+    cluster.wait_delivered(DELIVERY).await.unwrap();
+    let own = comparable_own(&own_stats(cluster.node("320104")).await.unwrap());
+    for above in ["320100", "320000"] {
+        let rolled = comparable_region(&region_stats(cluster.node(above), "320104").await.unwrap());
+        assert_eq!(rolled, own, "{above} holds the history and the new work, once");
+    }
+    // A restart does not announce the history a second time.
+    cluster.restart("320104").await.unwrap();
+    cluster.wait_delivered(DELIVERY).await.unwrap();
+    let rolled = comparable_region(&region_stats(cluster.node("320000"), "320104").await.unwrap());
+    assert_eq!(rolled, own);
     cluster.shutdown().await.unwrap();
 }

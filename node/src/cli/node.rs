@@ -103,7 +103,7 @@ pub fn render_federation(status: &pb::GetFederationStatusResponse) -> String {
         Some(uplink) => {
             let last_ack = match china_time(uplink.last_ack.as_ref()) {
                 serde_json::Value::String(time) => time,
-                _ => "never".into(),
+                _ => "none since this node started".into(),
             };
             let record = Record::new()
                 .field("parent", format!("{} at {}", uplink.parent_code, uplink.parent_address))

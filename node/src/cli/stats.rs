@@ -345,7 +345,7 @@ pub fn freshness_notes(answer: &pb::GetRegionStatsResponse) -> Vec<String> {
         }
         if freshness.backlog > 0 {
             notes.push(format!(
-                "note: {} still holds {} changes not yet passed up: its figures are catching up",
+                "note: at its last contact {} reported {} changes not yet passed up: its figures may be catching up",
                 part.code, freshness.backlog
             ));
         }

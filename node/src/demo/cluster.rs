@@ -220,7 +220,7 @@ pub async fn start_federation(dir: &Path, options: &ClusterOptions) -> anyhow::R
             channel,
         });
     }
-    let federation = LocalFederation { dir, nodes, stop, servers };
+    let mut federation = LocalFederation { dir, nodes, stop, servers };
     federation.wait_ready(Duration::from_secs(30)).await?;
     Ok(federation)
 }
@@ -246,16 +246,17 @@ impl LocalFederation {
     }
 
     /// Waits until every node answers; a node that failed to start is reported with its own error.
-    async fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
-        for (node, (_, server)) in self.nodes.iter().zip(&self.servers) {
+        for (node, (_, server)) in self.nodes.iter().zip(&mut self.servers) {
             loop {
                 if server.is_finished() {
-                    bail!(
-                        "node {} {} stopped during start-up (see the log above)",
-                        node.place.code,
-                        node.place.short_name
-                    );
+                    let outcome = server.await.map_err(anyhow::Error::from).and_then(|served| served);
+                    let error = outcome.err().unwrap_or_else(|| anyhow::anyhow!("it stopped without an error"));
+                    return Err(error.context(format!(
+                        "node {} {} stopped during start-up",
+                        node.place.code, node.place.short_name
+                    )));
                 }
                 let mut client = pb::node_service_client::NodeServiceClient::new(node.staff()?);
                 match client.get_node_info(pb::GetNodeInfoRequest {}).await {

@@ -20,7 +20,6 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::Authed;
 use super::cluster::{DemoNode, LocalFederation, Place};
 use crate::config::Level;
 use crate::validate::identity_check_char;
@@ -158,10 +157,6 @@ fn mobile_people(code: &str, seed: u64) -> Vec<pb::RegisterVolunteerRequest> {
     people
 }
 
-fn authed(node: &DemoNode) -> anyhow::Result<Authed> {
-    node.staff()
-}
-
 struct Activity {
     kind: pb::ActivityKind,
     titles: [&'static str; 2],
@@ -251,7 +246,7 @@ async fn load_county(
 
     let (latitude, longitude) = if city == "南京市" { (32.05, 118.79) } else { (31.57, 120.30) };
     let site_calls = sites(place.short_name).into_iter().enumerate().map(|(index, (name, kind))| {
-        let mut client = pb::site_service_client::SiteServiceClient::new(authed(county)?);
+        let mut client = pb::site_service_client::SiteServiceClient::new(county.staff()?);
         let request = pb::CreateSiteRequest {
             name,
             kind: kind as i32,
@@ -269,7 +264,7 @@ async fn load_county(
     });
     let site_ids = concurrently(site_calls.collect::<anyhow::Result<Vec<_>>>()?);
     let team_calls = teams(place.short_name).into_iter().map(|(name, kind)| {
-        let mut client = pb::team_service_client::TeamServiceClient::new(authed(county)?);
+        let mut client = pb::team_service_client::TeamServiceClient::new(county.staff()?);
         let request = pb::CreateTeamRequest { name, kind: kind as i32, ..Default::default() };
         anyhow::Ok(async move {
             let team = client.create_team(request).await?.into_inner().team.context("no team in reply")?;
@@ -280,7 +275,7 @@ async fn load_county(
     let (site_ids, team_ids) = tokio::try_join!(site_ids, team_ids)?;
 
     let mobile_calls = mobile.into_iter().map(|request| {
-        let mut client = pb::volunteer_service_client::VolunteerServiceClient::new(authed(county)?);
+        let mut client = pb::volunteer_service_client::VolunteerServiceClient::new(county.staff()?);
         anyhow::Ok(async move {
             let name = request.name.clone();
             let volunteer = client.register_volunteer(request).await?.into_inner().volunteer;
@@ -290,11 +285,8 @@ async fn load_county(
     let mobile_numbers = concurrently(mobile_calls.collect::<anyhow::Result<Vec<_>>>()?);
     let numbers = register_volunteers(county, place.code, plan.volunteers_per_county, seed, &team_ids);
     let (mobile_numbers, numbers) = tokio::try_join!(mobile_numbers, numbers)?;
-    if numbers.is_empty() && mobile_numbers.is_empty() {
-        return Ok(mobile_numbers);
-    }
     let mobile_only: Vec<String> = mobile_numbers.iter().map(|(_, number)| number.clone()).collect();
-    // The regular volunteers do the activities; a county of mobile people only lets them do everything.
+    // The regular volunteers do the activities (with --volunteers 0, the mobile people do them all).
     let numbers = Arc::new(if numbers.is_empty() { mobile_only.clone() } else { numbers });
     let mobile_only = Arc::new(mobile_only);
     let site_ids = Arc::new(site_ids);
@@ -395,7 +387,7 @@ async fn load_county(
         let training_seed = rng.random::<u64>();
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(training_seed);
-            let mut recognition = pb::recognition_service_client::RecognitionServiceClient::new(authed(&county)?);
+            let mut recognition = pb::recognition_service_client::RecognitionServiceClient::new(county.staff()?);
             let training = recognition.create_training(request).await?.into_inner().training.context("no training")?;
             let attendees: Vec<String> =
                 sample(&mut rng, numbers.len(), attendance).into_iter().map(|i| numbers[i].clone()).collect();
@@ -431,8 +423,8 @@ async fn register_volunteers(
         let team_ids = team_ids.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed ^ u64::from(worker));
-            let mut volunteers = pb::volunteer_service_client::VolunteerServiceClient::new(authed(&county)?);
-            let mut teams = pb::team_service_client::TeamServiceClient::new(authed(&county)?);
+            let mut volunteers = pb::volunteer_service_client::VolunteerServiceClient::new(county.staff()?);
+            let mut teams = pb::team_service_client::TeamServiceClient::new(county.staff()?);
             let mut numbers = Vec::new();
             for index in (worker..count).step_by(workers as usize) {
                 let request = synthetic_volunteer(code, index, 0, &mut rng);
@@ -478,7 +470,7 @@ async fn past_project(
     always_confirmed: &[String],
     rng: &mut StdRng,
 ) -> anyhow::Result<()> {
-    let mut projects = pb::project_service_client::ProjectServiceClient::new(authed(county)?);
+    let mut projects = pb::project_service_client::ProjectServiceClient::new(county.staff()?);
     let project = projects.create_project(request).await?.into_inner().project.context("no project in reply")?;
     let project_id = project.project_id;
     projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await?;
@@ -499,7 +491,7 @@ async fn past_project(
             }
         })
         .collect();
-    let hours = pb::service_record_service_client::ServiceRecordServiceClient::new(authed(county)?);
+    let hours = pb::service_record_service_client::ServiceRecordServiceClient::new(county.staff()?);
     let records = hours
         .clone()
         .record_service_bulk(pb::RecordServiceBulkRequest { project_id: project_id.clone(), rows })
@@ -521,7 +513,7 @@ async fn past_project(
         }
     });
     concurrently(confirmations.collect()).await?;
-    let recognition = pb::recognition_service_client::RecognitionServiceClient::new(authed(county)?);
+    let recognition = pb::recognition_service_client::RecognitionServiceClient::new(county.staff()?);
     // About a third of the confirmed services are rated, mostly well.
     let mut rated = Vec::new();
     for (_, number) in &confirmed {
@@ -553,11 +545,11 @@ async fn upcoming_project(
     request: pb::CreateProjectRequest,
     applicants: Vec<String>,
 ) -> anyhow::Result<()> {
-    let mut projects = pb::project_service_client::ProjectServiceClient::new(authed(county)?);
+    let mut projects = pb::project_service_client::ProjectServiceClient::new(county.staff()?);
     let project = projects.create_project(request).await?.into_inner().project.context("no project in reply")?;
     let project_id = project.project_id;
     projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await?;
-    let sign_ups = pb::sign_up_service_client::SignUpServiceClient::new(authed(county)?);
+    let sign_ups = pb::sign_up_service_client::SignUpServiceClient::new(county.staff()?);
     // All at once, as on the morning a popular project opens: the node keeps the order of arrival.
     let calls = applicants.into_iter().map(|number| {
         let mut sign_ups = sign_ups.clone();

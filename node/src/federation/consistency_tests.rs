@@ -122,6 +122,11 @@ impl Node {
     async fn open() -> anyhow::Result<Node> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("node.key"), hex::encode([42u8; 32]))?;
+        Node::reopen(dir).await
+    }
+
+    /// Opens the node in `dir` (made by `open`) again.
+    async fn reopen(dir: tempfile::TempDir) -> anyhow::Result<Node> {
         let text = format!(
             "[node]\ncode = \"330106\"\nlevel = \"county\"\nname = \"西湖区生态环境局\"\n\
              [store]\npath = \"data\"\nkey_file = \"node.key\"\n{STARS_TOML}"
@@ -745,36 +750,43 @@ async fn run(seed: u64) -> anyhow::Result<BTreeMap<&'static str, u32>> {
     create_training(&node, &mut world, &mut rng).await?;
     check_consistency(&node).map_err(|error| error.context("after the set-up"))?;
     for step in 1..=STEPS {
-        match rng.random_range(0..100) {
-            0..=2 => register_volunteer(&node, &mut world).await?,
-            3..=4 => update_volunteer(&node, &mut world, &mut rng).await?,
-            5 => deactivate_volunteer(&node, &mut world, &mut rng).await?,
-            6 => create_team(&node, &mut world).await?,
-            7..=8 => create_past_project(&node, &mut world, &mut rng).await?,
-            9..=10 => create_future_project(&node, &mut world, &mut rng).await?,
-            11 => cancel_a_draft(&node, &mut world, &mut rng).await?,
-            12..=15 => edit_project(&node, &mut world, &mut rng).await?,
-            16 => close_project(&node, &mut world, &mut rng).await?,
-            17 => cancel_project(&node, &mut world, &mut rng).await?,
-            18..=29 => sign_up(&node, &mut world, &mut rng).await?,
-            30..=36 => cancel_sign_up(&node, &mut world, &mut rng).await?,
-            37..=40 => set_capacity(&node, &mut world, &mut rng).await?,
-            41..=54 => record_hours(&node, &mut world, &mut rng).await?,
-            55..=57 => record_roster(&node, &mut world, &mut rng).await?,
-            58..=71 => confirm_hours(&node, &mut world, &mut rng).await?,
-            72..=78 => amend_hours(&node, &mut world, &mut rng).await?,
-            79..=81 => revoke_hours(&node, &mut world, &mut rng).await?,
-            82..=87 => rate(&node, &mut world, &mut rng).await?,
-            88..=89 => create_training(&node, &mut world, &mut rng).await?,
-            90..=95 => add_attendance(&node, &mut world, &mut rng).await?,
-            _ => remove_attendance(&node, &mut world, &mut rng).await?,
-        }
+        random_step(&node, &mut world, &mut rng).await?;
         if step % CHECK_EVERY == 0 || step == STEPS {
             check_consistency(&node).map_err(|error| error.context(format!("after step {step}")))?;
         }
     }
     node.app.committer.stop().await;
     Ok(world.done)
+}
+
+/// One step of the mix, chosen by `rng`.
+async fn random_step(node: &Node, world: &mut World, rng: &mut StdRng) -> anyhow::Result<()> {
+    let (node, world, rng) = (node, world, rng);
+    match rng.random_range(0..100) {
+        0..=2 => register_volunteer(node, world).await?,
+        3..=4 => update_volunteer(node, world, rng).await?,
+        5 => deactivate_volunteer(node, world, rng).await?,
+        6 => create_team(node, world).await?,
+        7..=8 => create_past_project(node, world, rng).await?,
+        9..=10 => create_future_project(node, world, rng).await?,
+        11 => cancel_a_draft(node, world, rng).await?,
+        12..=15 => edit_project(node, world, rng).await?,
+        16 => close_project(node, world, rng).await?,
+        17 => cancel_project(node, world, rng).await?,
+        18..=29 => sign_up(node, world, rng).await?,
+        30..=36 => cancel_sign_up(node, world, rng).await?,
+        37..=40 => set_capacity(node, world, rng).await?,
+        41..=54 => record_hours(node, world, rng).await?,
+        55..=57 => record_roster(node, world, rng).await?,
+        58..=71 => confirm_hours(node, world, rng).await?,
+        72..=78 => amend_hours(node, world, rng).await?,
+        79..=81 => revoke_hours(node, world, rng).await?,
+        82..=87 => rate(node, world, rng).await?,
+        88..=89 => create_training(node, world, rng).await?,
+        90..=95 => add_attendance(node, world, rng).await?,
+        _ => remove_attendance(node, world, rng).await?,
+    }
+    Ok(())
 }
 
 /// The seeds to run: `ECOVOL_CONSISTENCY_SEED` alone if set, else `SEEDS`.
@@ -838,4 +850,72 @@ async fn a_pinned_seed_keeps_own_contributions_equal_to_the_statistics() {
     if let Err(error) = run(20_260_601).await {
         panic!("pinned seed: {error:#}");
     }
+}
+
+/// Schema 1 → 2: a store whose records were made before the federation existed (no keys, no figures) is
+/// migrated at start-up to exactly the figures the hooks would have kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_from_before_the_federation_is_migrated_to_the_same_figures() {
+    let node = Node::open().await.unwrap();
+    let mut rng = StdRng::seed_from_u64(20_261_202);
+    let mut world = World::default();
+    for _ in 0..8 {
+        register_volunteer(&node, &mut world).await.unwrap();
+    }
+    create_team(&node, &mut world).await.unwrap();
+    for _ in 0..4 {
+        create_past_project(&node, &mut world, &mut rng).await.unwrap();
+        create_future_project(&node, &mut world, &mut rng).await.unwrap();
+    }
+    create_training(&node, &mut world, &mut rng).await.unwrap();
+    for _ in 0..120 {
+        random_step(&node, &mut world, &mut rng).await.unwrap();
+    }
+    check_consistency(&node).unwrap();
+    // Make it a store of schema 1: nothing the federation keeps.
+    let store = node.app.store.clone();
+    let mut stripped = Vec::new();
+    for prefix in ["roll/", "roll_act/", "fedkey/", "fedvol/", "out/", "star_else/"] {
+        store
+            .scan(prefix.as_bytes(), None, &mut |key, _| {
+                stripped.push((key.to_vec(), None));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+    }
+    assert!(stripped.len() > 20, "the mix made federation keys and figures: {}", stripped.len());
+    stripped.push((b"meta/schema_version".to_vec(), Some(b"1".to_vec())));
+    node.app.committer.stop().await;
+    store.apply(&stripped).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let Node { app, _dir: dir } = node;
+    drop(app);
+    let migrated = Node::reopen(dir).await.unwrap();
+    check_consistency(&migrated).unwrap();
+    let version = migrated.app.store.get(b"meta/schema_version").unwrap().unwrap();
+    assert_eq!(version, crate::app::SCHEMA_VERSION.to_string().into_bytes());
+    let mut keys = 0;
+    migrated
+        .app
+        .store
+        .scan(b"fedkey/", None, &mut |_, _| {
+            keys += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(keys, world_volunteers(&migrated), "every volunteer has a federation key again");
+    migrated.app.committer.stop().await;
+}
+
+fn world_volunteers(node: &Node) -> usize {
+    let mut count = 0;
+    node.app
+        .store
+        .scan(b"vol/", None, &mut |_, _| {
+            count += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    count
 }

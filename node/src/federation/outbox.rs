@@ -395,22 +395,34 @@ struct VolunteerView {
     status: crate::registry::volunteer::VolunteerStatus,
 }
 
+fn minimised_view(view: VolunteerView, key: String) -> pb::MinimisedVolunteer {
+    let gender = match view.gender {
+        crate::validate::Gender::Male => pb::Gender::Male,
+        crate::validate::Gender::Female => pb::Gender::Female,
+    };
+    pb::MinimisedVolunteer {
+        key,
+        birth_year: view.birth_date.year().max(0) as u32,
+        gender: gender as i32,
+        home_code: view.home_division_code,
+        active: view.status == crate::registry::volunteer::VolunteerStatus::Active,
+    }
+}
+
 /// The volunteer as the federation may see them (PRIV-1): key, birth year, gender, home region, active.
 pub fn minimised(txn: &Txn<'_>, volunteer_number: &str) -> Result<pb::MinimisedVolunteer, DomainError> {
     let view: VolunteerView = txn
         .get_json(&crate::registry::volunteer::record_key(volunteer_number))?
         .ok_or_else(|| DomainError::not_found("volunteer", volunteer_number))?;
-    let gender = match view.gender {
-        crate::validate::Gender::Male => pb::Gender::Male,
-        crate::validate::Gender::Female => pb::Gender::Female,
-    };
-    Ok(pb::MinimisedVolunteer {
-        key: volunteer_key_of(txn, volunteer_number)?,
-        birth_year: view.birth_date.year().max(0) as u32,
-        gender: gender as i32,
-        home_code: view.home_division_code,
-        active: view.status == crate::registry::volunteer::VolunteerStatus::Active,
-    })
+    Ok(minimised_view(view, volunteer_key_of(txn, volunteer_number)?))
+}
+
+/// As `minimised`, from a stored record read as JSON (the schema migration); unreadable fields stay unset.
+pub fn minimised_of(record: &serde_json::Value, key: &str) -> pb::MinimisedVolunteer {
+    match serde_json::from_value::<VolunteerView>(record.clone()) {
+        Ok(view) => minimised_view(view, key.to_string()),
+        Err(_) => pb::MinimisedVolunteer { key: key.to_string(), active: true, ..Default::default() },
+    }
 }
 
 // ----- service hours -----
