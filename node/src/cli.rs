@@ -58,7 +58,7 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Start a demo node with synthetic data on this machine (no external services) and keep serving.
+    /// Start a whole local federation (1 province, 2 cities, 4 counties) with synthetic data and keep serving.
     Up(admin::UpArgs),
     /// Run the node configured by --config until SIGTERM or Ctrl-C.
     Serve(admin::ServeArgs),

@@ -23,6 +23,9 @@ const NAMED_SERVICES: [&str; 6] = [
 
 /// Every service of the wire contract (`ecovol_proto::FILE_DESCRIPTOR_SET`), by full name, sorted; checked to
 /// hold the named ones, so a test over them cannot pass by looking at nothing.
+/// The service of the federation port, which the office port does not serve (docs/FEDERATION.md).
+const FEDERATION_SERVICE: &str = "ecovol.v1.FederationService";
+
 fn contract_services() -> Vec<String> {
     let set = prost_types::FileDescriptorSet::decode(ecovol_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
     let mut names: Vec<String> = set
@@ -105,6 +108,11 @@ async fn health_says_serving_for_the_node_and_every_service_without_credentials(
     };
     assert_eq!(check("").await.unwrap().into_inner().status, ServingStatus::Serving as i32);
     for service in contract_services() {
+        if service == FEDERATION_SERVICE {
+            // Served on the federation port only (mutual TLS, node certificates): not here.
+            assert_eq!(check(&service).await.unwrap_err().code(), Code::NotFound, "{service} on the office port");
+            continue;
+        }
         let status = check(&service).await.unwrap_or_else(|error| panic!("{service}: {error}")).into_inner().status;
         assert_eq!(status, ServingStatus::Serving as i32, "{service}");
     }

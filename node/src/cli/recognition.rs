@@ -232,6 +232,8 @@ fn star_event(event: &pb::StarEvent) -> Record {
 
 const EVALUATION_COLUMNS: &[&str] = &["project_id", "volunteer_number", "rating", "version", "rated_at", "comment"];
 const TRAINING_COLUMNS: &[&str] = &["training_id", "date", "tier", "audiences", "attendee_count", "title"];
+const CERTIFICATION_COLUMNS: &[&str] = &["star", "certified_by", "level", "certified_at"];
+
 const STAR_COLUMNS: &[&str] = &["seq", "star", "direction", "at", "total_minutes", "certified", "certifying_level"];
 
 fn hours_text(hours_x100: u64) -> String {
@@ -392,6 +394,7 @@ pub async fn run_profile(
         .field("confirmed_minutes", profile.confirmed_minutes)
         .field("confirmed_hours", hours_text(profile.confirmed_hours_x100))
         .field("confirmed_records", profile.confirmed_record_count)
+        .field("minutes_served_elsewhere", profile.elsewhere_minutes)
         .field("rating_average", profile.rating_average.clone())
         .field("rating_count", profile.rating_count)
         .field("rating_sum", profile.rating_sum)
@@ -400,6 +403,23 @@ pub async fn run_profile(
     let evaluations: Vec<Record> = profile.evaluations.iter().map(evaluation).collect();
     let trainings: Vec<Record> = profile.trainings.iter().map(training).collect();
     let stars: Vec<Record> = profile.star_events.iter().map(star_event).collect();
+    let certifications: Vec<Record> = profile
+        .certifications
+        .iter()
+        .map(|c| {
+            let level = match pb::Level::try_from(c.level).unwrap_or_default() {
+                pb::Level::Province => "province",
+                pb::Level::City => "city",
+                pb::Level::County => "county",
+                pb::Level::Unspecified => "",
+            };
+            Record::new()
+                .field("star", c.star)
+                .field("certified_by", c.certified_by.clone())
+                .field("level", level)
+                .field("certified_at", timestamp(c.certified_at.as_ref()))
+        })
+        .collect();
     if console.is_json() {
         let all = |records: &[Record]| records.iter().map(Record::to_json).collect::<Vec<_>>();
         console.json(&serde_json::json!({
@@ -407,6 +427,7 @@ pub async fn run_profile(
             "evaluations": all(&evaluations),
             "trainings": all(&trainings),
             "star_events": all(&stars),
+            "certifications": all(&certifications),
         }));
     } else {
         console.single("profile", &summary);
@@ -414,6 +435,7 @@ pub async fn run_profile(
             ("evaluations", &evaluations, EVALUATION_COLUMNS),
             ("trainings", &trainings, TRAINING_COLUMNS),
             ("star_events", &stars, STAR_COLUMNS),
+            ("certifications_from_above", &certifications, CERTIFICATION_COLUMNS),
         ] {
             console.print("\n");
             console.list(key, records, columns, "");

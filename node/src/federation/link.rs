@@ -194,7 +194,8 @@ async fn uplink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
                 continue;
             }
         };
-        let request = pb::PushRequest { entries, backlog: uplink.backlog_total() };
+        // What this node will still hold once the parent has taken this batch.
+        let request = pb::PushRequest { entries, backlog: uplink.backlog_total().saturating_sub(batch.len()) };
         match client.push(request).await {
             Ok(response) => {
                 let acks: Vec<(DivisionCode, u64)> = response
@@ -320,8 +321,11 @@ fn apply_messages(
     Ok(())
 }
 
-/// Logs a warning once when a child goes stale.
+/// Logs a warning once when a child goes stale. Children get one `stale_after_ms` after this node starts to make
+/// contact, so a restart does not report every child stale on the strength of the silence while it was down.
 async fn watch_children(app: Arc<App>) {
+    let stale_after = app.config.federation.as_ref().map(|f| f.stale_after_ms).unwrap_or(u64::MAX);
+    tokio::time::sleep(Duration::from_millis(stale_after)).await;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {
         ticker.tick().await;
