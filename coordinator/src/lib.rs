@@ -11,10 +11,12 @@
 //!   [`replication::Inbox`] (parent side) — for REP-1, REP-2 and AUTH-1.
 //! - [`rollup`]: the roll-up as a state-based CRDT (ROL-1).
 //! - [`completeness`]: per-child freshness for `stats` answers.
+//! - [`plan`]: the lifecycle of joint work plans (issuer's plan and receiving nodes' copies).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod completeness;
+pub mod plan;
 pub mod region;
 pub mod replication;
 pub mod rollup;

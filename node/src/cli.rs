@@ -8,13 +8,16 @@
 pub mod account;
 pub mod admin;
 pub mod audit;
+pub mod campaign;
 pub mod certificate;
 pub mod certs;
 pub mod connection;
 pub mod console;
 pub mod failure;
+pub mod health;
 pub mod hours;
 pub mod node;
+pub mod plan;
 pub mod project;
 pub mod recognition;
 pub mod signup;
@@ -80,6 +83,12 @@ pub enum Command {
     /// Projects and the project library.
     #[command(subcommand)]
     Project(project::ProjectCommand),
+    /// Joint work plans of the departments: draft, countersign, issue, adopt, report, follow progress, close.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
+    /// Selection campaigns (honours): issue, set quotas, nominate, review, select, show.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
     /// Sign-ups to projects and their waitlists.
     #[command(subcommand)]
     Signup(signup::SignupCommand),
@@ -111,6 +120,8 @@ pub enum Command {
     /// The node itself.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Ask a node whether it serves (gRPC health); exit 0 if it does, 1 if not (for container health checks).
+    Health(health::HealthArgs),
 }
 
 /// Runs the command line of this process; returns the exit code.
@@ -169,6 +180,8 @@ async fn dispatch(command: Command, connection: &ConnectionArgs, console: &mut C
         Command::Team(command) => team::run(command, connection, console).await,
         Command::Site(command) => site::run(command, connection, console).await,
         Command::Project(command) => project::run(command, connection, console).await,
+        Command::Plan(command) => plan::run(command, connection, console).await,
+        Command::Campaign(command) => campaign::run(command, connection, console).await,
         Command::Signup(command) => signup::run(command, connection, console).await,
         Command::Hours(command) => hours::run(command, connection, console).await,
         Command::Evaluation(command) => recognition::run_evaluation(command, connection, console).await,
@@ -180,6 +193,7 @@ async fn dispatch(command: Command, connection: &ConnectionArgs, console: &mut C
         Command::Stats(args) => stats::run(args, connection, console).await,
         Command::Audit(command) => audit::run(command, connection, console).await,
         Command::Node(command) => node::run(command, connection, console).await,
+        Command::Health(args) => health::run(args, connection, console).await,
     }
 }
 

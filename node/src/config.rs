@@ -30,9 +30,29 @@ pub struct Config {
     pub stars: StarsSection,
     #[serde(default)]
     pub log: LogSection,
+    /// Prometheus metrics on a port of their own; off unless `listen` is set.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub plans: PlansSection,
     /// Links to the parent and children; absent on a node that stands alone.
     #[serde(default)]
     pub federation: Option<FederationSection>,
+}
+
+/// `[plans]`: joint work plans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlansSection {
+    /// A metric target short of its pro-rata value once this share of the plan's period has passed is flagged
+    /// "behind" (0.0–1.0).
+    pub behind_after_fraction: f64,
+}
+
+impl Default for PlansSection {
+    fn default() -> Self {
+        Self { behind_after_fraction: 0.5 }
+    }
 }
 
 /// `[federation]`: this node's place in the federation (see docs/FEDERATION.md).
@@ -60,6 +80,10 @@ pub struct FederationSection {
     /// Codes accepted as children besides those the GB/T 2260 rule places directly under this node.
     #[serde(default)]
     pub children: Vec<String>,
+    /// Nodes refused on the federation port although their certificate is valid: a division code ("320105"), or
+    /// the SHA-256 of a certificate (64 hex characters, as `ecovol certs inspect` prints it). A revoked node.
+    #[serde(default)]
+    pub denied: Vec<String>,
     /// Entries per batch sent to the parent.
     #[serde(default = "defaults::batch_entries_max")]
     pub batch_entries_max: u64,
@@ -116,6 +140,12 @@ impl FederationSection {
         if self.parent_code.is_empty() { code.parent() } else { DivisionCode::parse(&self.parent_code).ok() }
     }
 
+    /// True if `federation.denied` lists the node `code` or the certificate whose SHA-256 (hex) is `cert_sha256`.
+    pub fn denies(&self, code: DivisionCode, cert_sha256: &str) -> bool {
+        let code = code.to_string();
+        self.denied.iter().any(|entry| entry.trim() == code || entry.trim().eq_ignore_ascii_case(cert_sha256))
+    }
+
     /// Codes listed in `children`, parsed (validated at load).
     pub fn listed_children(&self) -> Vec<DivisionCode> {
         self.children.iter().filter_map(|code| DivisionCode::parse(code).ok()).collect()
@@ -148,6 +178,16 @@ impl FederationSection {
         for (index, child) in self.children.iter().enumerate() {
             if let Err(error) = DivisionCode::parse(child) {
                 problems.push(format!("federation.children[{index}]: {error}"));
+            }
+        }
+        for (index, entry) in self.denied.iter().enumerate() {
+            let entry = entry.trim();
+            let certificate = entry.len() == 64 && entry.bytes().all(|b| b.is_ascii_hexdigit());
+            if !certificate && DivisionCode::parse(entry).is_err() {
+                problems.push(format!(
+                    "federation.denied[{index}]: {entry:?} is neither a division code nor a certificate SHA-256 \
+                     (64 hex characters)"
+                ));
             }
         }
         if !(1..=10_000).contains(&self.batch_entries_max) {
@@ -211,6 +251,8 @@ pub struct StoreSection {
     pub group_commit_max: usize,
     /// Most writes waiting for the committer before callers are held back.
     pub queue_max: usize,
+    /// Folder where `ecovol admin backup` (gRPC `NodeService.CreateBackup`) writes snapshots of the running node.
+    pub backup_dir: PathBuf,
 }
 
 impl Default for StoreSection {
@@ -221,6 +263,7 @@ impl Default for StoreSection {
             cache_capacity_mb: 64,
             group_commit_max: 1024,
             queue_max: 8192,
+            backup_dir: PathBuf::from("backups"),
         }
     }
 }
@@ -374,6 +417,15 @@ impl StarsSection {
     }
 }
 
+/// `[metrics]`: Prometheus text format on `GET /metrics` (plain HTTP, no personal data: counters, latencies,
+/// backlogs, ages). Bind it to an address only the monitoring system reaches.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Address to serve metrics on, e.g. "127.0.0.1:9464" or "0.0.0.0:9464"; empty: no metrics port.
+    pub listen: String,
+}
+
 /// `[log]`: what the node writes to standard error.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -451,6 +503,7 @@ impl Config {
         };
         resolve(&mut self.store.path);
         resolve(&mut self.store.key_file);
+        resolve(&mut self.store.backup_dir);
         if let Some(federation) = &mut self.federation {
             resolve(&mut federation.ca_file);
             resolve(&mut federation.cert_file);
@@ -497,6 +550,15 @@ impl Config {
         if self.store.queue_max == 0 {
             problems.push("store.queue_max: must be at least 1".into());
         }
+        if self.store.backup_dir.as_os_str().is_empty() {
+            problems.push("store.backup_dir: must name a folder".into());
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "metrics.listen: {:?} is not an address like 127.0.0.1:9464 (empty: no metrics port)",
+                self.metrics.listen
+            ));
+        }
         match self.office.listen.parse::<std::net::SocketAddr>() {
             Err(_) => problems.push(format!("office.listen: {:?} is not an address like 127.0.0.1:7070", self.office.listen)),
             Ok(address) if self.office.tls.is_none() && !address.ip().is_loopback() => problems.push(
@@ -541,6 +603,9 @@ impl Config {
             problems.push("hours.bulk_rows_max: must be between 1 and 100000".into());
         }
         problems.extend(self.stars.problems());
+        if !(0.0..=1.0).contains(&self.plans.behind_after_fraction) {
+            problems.push("plans.behind_after_fraction: must be between 0.0 and 1.0".into());
+        }
         if let Some(federation) = &self.federation {
             problems.extend(federation.problems(DivisionCode::parse(&self.node.code).ok()));
         }

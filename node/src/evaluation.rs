@@ -414,6 +414,8 @@ pub struct VolunteerProfile {
     /// Confirmed minutes served in other counties (mutual recognition).
     pub elsewhere_minutes: u64,
     pub certifications: Vec<crate::stars::Certification>,
+    /// Honours from selection campaigns.
+    pub honours: Vec<ecovol_proto::v1::Honour>,
 }
 
 /// Counts the volunteer's confirmed service records.
@@ -455,6 +457,7 @@ pub fn profile(store: &dyn Store, caller: &Caller, query: &ProfileQuery) -> Resu
         star_events: crate::stars::events(store, number)?,
         elsewhere_minutes: crate::stars::elsewhere_minutes(store, number)?,
         certifications: crate::stars::certifications(store, number)?,
+        honours: crate::campaign::honours(store, number)?,
     })
 }
 
@@ -475,6 +478,7 @@ impl From<&VolunteerProfile> for pb::GetVolunteerProfileResponse {
             star_events: profile.star_events.iter().map(pb::StarEvent::from).collect(),
             elsewhere_minutes: profile.elsewhere_minutes,
             certifications: profile.certifications.iter().map(pb::StarCertification::from).collect(),
+            honours: profile.honours.clone(),
         }
     }
 }

@@ -23,6 +23,10 @@ use crate::auth::Caller;
 use crate::config::Config;
 use crate::service::certificate::CertificateApi;
 use crate::service::federation::FederationApi;
+use crate::service::campaign::CampaignApi;
+use crate::service::plan::PlanApi;
+use ecovol_proto::v1::campaign_service_server::CampaignServiceServer;
+use ecovol_proto::v1::plan_service_server::PlanServiceServer;
 use crate::service::hours::ServiceRecordApi;
 use crate::service::recognition::RecognitionApi;
 use crate::service::stats::StatsApi;
@@ -110,46 +114,23 @@ pub async fn run_with(
         _ => None,
     };
     let federation_tls = match &config.federation {
-        Some(section) if federation_listener.is_some() => {
-            let read = |path: &Path, key: &str| {
-                std::fs::read(path).with_context(|| format!("federation.{key} {}", path.display()))
-            };
-            Some(
-                ServerTlsConfig::new()
-                    .identity(Identity::from_pem(
-                        read(&section.cert_file, "cert_file")?,
-                        read(&section.key_file, "key_file")?,
-                    ))
-                    .client_ca_root(Certificate::from_pem(read(&section.ca_file, "ca_file")?))
-                    .client_auth_optional(false),
-            )
-        }
+        Some(section) if federation_listener.is_some() => Some(federation_tls_config(section)?),
         _ => None,
     };
     let app = App::open(config).context("cannot open the node")?;
     crate::stars::install_rule(&app).await.context("recording the star rule of [stars]")?;
     let links = crate::federation::link::start(&app).context("starting the links to the parent")?;
+    let links = Arc::new(std::sync::Mutex::new(links));
+    let metrics = crate::metrics::Metrics::new(&app.config);
+    let monitoring = crate::metrics::start(&app, &metrics).await.context("starting the metrics port")?;
+    let reload = hangups();
+    let relinker = tokio::spawn(relink_on_reload(app.clone(), links.clone(), reload.clone(), metrics.clone()));
     let (stop_federation, federation_stopped) = tokio::sync::watch::channel(false);
     let federation_server = match (federation_listener, federation_tls) {
         (Some(listener), Some(tls)) => {
-            let app = app.clone();
-            let mut stopped = federation_stopped.clone();
             tracing::info!(address = ?listener.local_addr().ok(), "federation port serving (mutual TLS)");
-            Some(tokio::spawn(async move {
-                let served = Server::builder()
-                    .tls_config(tls)?
-                    .timeout(Duration::from_millis(app.config.office.request_timeout_ms.max(30_000)))
-                    .tcp_nodelay(true)
-                    .add_service(
-                        FederationServiceServer::new(FederationApi { app: app.clone() })
-                            .max_decoding_message_size(64 << 20),
-                    )
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    })
-                    .await;
-                served.map_err(anyhow::Error::from)
-            }))
+            let builder = Server::builder().tls_config(tls).context("federation TLS configuration")?;
+            Some(tokio::spawn(serve_federation(app.clone(), listener, builder, federation_stopped.clone(), reload)))
         }
         _ => None,
     };
@@ -177,6 +158,8 @@ pub async fn run_with(
     health_reporter.set_serving::<StatsServiceServer<StatsApi>>().await;
     health_reporter.set_serving::<CertificateServiceServer<CertificateApi>>().await;
     health_reporter.set_serving::<SupervisionServiceServer<SupervisionApi>>().await;
+    health_reporter.set_serving::<PlanServiceServer<PlanApi>>().await;
+    health_reporter.set_serving::<CampaignServiceServer<CampaignApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ecovol_proto::FILE_DESCRIPTOR_SET)
@@ -191,7 +174,8 @@ pub async fn run_with(
     let mut builder = Server::builder()
         .timeout(Duration::from_millis(app.config.office.request_timeout_ms))
         .concurrency_limit_per_connection(app.config.office.concurrency_per_connection_max)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .layer(crate::metrics::GrpcMetricsLayer::new(metrics.clone()));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).context("office TLS configuration")?;
     }
@@ -219,7 +203,9 @@ pub async fn run_with(
         )
         .add_service(
             SupervisionServiceServer::new(SupervisionApi { app: app.clone() }).max_decoding_message_size(limit),
-        );
+        )
+        .add_service(PlanServiceServer::new(PlanApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(CampaignServiceServer::new(CampaignApi { app: app.clone() }).max_decoding_message_size(limit));
 
     let sweeper = tokio::spawn(retention_sweeps(app.clone()));
     // Graceful shutdown: stop accepting, let in-flight requests finish for up to the grace period, then close what
@@ -245,7 +231,9 @@ pub async fn run_with(
         }
     };
     sweeper.abort();
-    for link in links {
+    relinker.abort();
+    drop(monitoring);
+    for link in links.lock().map(|mut links| std::mem::take(&mut *links)).unwrap_or_default() {
         link.abort();
     }
     let _ = stop_federation.send(true);
@@ -261,6 +249,152 @@ pub async fn run_with(
     app.committer.stop().await;
     tracing::info!(code = %app.config.node.code, "node stopped; store flushed");
     served.context("serving")
+}
+
+/// The TLS settings of the federation port, read from the files `[federation]` names.
+fn federation_tls_config(section: &crate::config::FederationSection) -> anyhow::Result<ServerTlsConfig> {
+    let read =
+        |path: &Path, key: &str| std::fs::read(path).with_context(|| format!("federation.{key} {}", path.display()));
+    Ok(ServerTlsConfig::new()
+        .identity(Identity::from_pem(read(&section.cert_file, "cert_file")?, read(&section.key_file, "key_file")?))
+        .client_ca_root(Certificate::from_pem(read(&section.ca_file, "ca_file")?))
+        .client_auth_optional(false))
+}
+
+/// A counter that goes up on each SIGHUP (unix): the certificates are read again (see `serve_federation`).
+fn hangups() -> tokio::sync::watch::Receiver<u64> {
+    let (count, counted) = tokio::sync::watch::channel(0u64);
+    #[cfg(unix)]
+    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    signal = hangup.recv() => if signal.is_none() { return },
+                    () = count.closed() => return,
+                }
+                tracing::info!("SIGHUP: reloading the certificate files");
+                count.send_modify(|n| *n += 1);
+            }
+        });
+    }
+    counted
+}
+
+/// Serves the federation port until `stopped`. On SIGHUP the certificate, key and CA files are read again: new
+/// connections get the new certificate at once, while connections already open finish on the old one (the old
+/// server generation drains for up to a minute). One loop accepts and hands each connection to the current
+/// generation, so the port never closes. Files that cannot be read or used leave the current certificate in
+/// place, with an error in the log.
+async fn serve_federation(
+    app: Arc<App>,
+    listener: TcpListener,
+    builder: Server,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    mut reload: tokio::sync::watch::Receiver<u64>,
+) -> anyhow::Result<()> {
+    let mut builder = Some(builder);
+    let mut draining = Vec::new();
+    let mut reloadable = true;
+    while let Some(next) = builder.take() {
+        let (handoff, incoming) = tokio::sync::mpsc::channel::<std::io::Result<tokio::net::TcpStream>>(64);
+        let (stop_generation, generation_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(
+            next.timeout(Duration::from_millis(app.config.office.request_timeout_ms.max(30_000)))
+                .tcp_nodelay(true)
+                .add_service(
+                    FederationServiceServer::new(FederationApi { app: app.clone() })
+                        .max_decoding_message_size(64 << 20),
+                )
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(incoming), async move {
+                    let _ = generation_stopped.await;
+                }),
+        );
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => { let _ = handoff.send(Ok(stream)).await; }
+                    Err(error) => {
+                        tracing::warn!(%error, "federation port: cannot accept");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = async { let _ = stopped.wait_for(|stop| *stop).await; } => break,
+                changed = reload.changed(), if reloadable => {
+                    if changed.is_err() {
+                        reloadable = false;
+                        continue;
+                    }
+                    let section = app.config.federation.as_ref().context("no [federation] section")?;
+                    match federation_tls_config(section).and_then(|tls| Ok(Server::builder().tls_config(tls)?)) {
+                        Ok(reloaded) => {
+                            builder = Some(reloaded);
+                            tracing::info!("federation port: certificate reloaded; new connections use it");
+                            break;
+                        }
+                        Err(error) => tracing::error!(
+                            error = format!("{error:#}"),
+                            "federation port: cannot use the certificate files; still serving the previous certificate"
+                        ),
+                    }
+                }
+                served = &mut server => return served?.map_err(anyhow::Error::from),
+            }
+        }
+        let _ = stop_generation.send(());
+        drop(handoff);
+        if builder.is_none() {
+            for old in draining {
+                tokio::task::JoinHandle::abort(&old);
+            }
+            return server.await?.map_err(anyhow::Error::from);
+        }
+        draining.retain(|old: &tokio::task::JoinHandle<_>| !old.is_finished());
+        draining.push(tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(60), server).await;
+        }));
+    }
+    Ok(())
+}
+
+/// On SIGHUP: reads the certificates' expiry again, and restarts the links to the parent so they present the
+/// reloaded certificate. The old links are stopped first and their last writes waited for (a no-op write queued
+/// behind them), so the new links restore exactly what the old ones left, as after a restart.
+async fn relink_on_reload(
+    app: Arc<App>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    mut reload: tokio::sync::watch::Receiver<u64>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    while reload.changed().await.is_ok() {
+        metrics.check_certificates(&app.config);
+        let (Some(section), Some(parent)) = (app.config.federation.as_ref(), app.federation.parent.as_ref()) else {
+            continue;
+        };
+        if let Err(error) = crate::federation::link::parent_channel(section, parent) {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "cannot use the reloaded certificate files for the links to the parent; keeping the previous ones"
+            );
+            continue;
+        }
+        let old = links.lock().map(|mut links| std::mem::take(&mut *links)).unwrap_or_default();
+        for link in &old {
+            link.abort();
+        }
+        let _ = app.committer.write_unaudited(|_| Ok(())).await;
+        match crate::federation::link::start(&app) {
+            Ok(started) => {
+                if let Ok(mut links) = links.lock() {
+                    *links = started;
+                }
+                tracing::info!("links to the parent restarted with the reloaded certificate");
+            }
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                "cannot restart the links to the parent: nothing is sent to it until the files are fixed and SIGHUP is sent again"
+            ),
+        }
+    }
 }
 
 /// Removes audit entries older than the configured retention, hourly, in bounded batches; each sweep that removes

@@ -3,10 +3,12 @@
 
 pub mod account;
 pub mod audit;
+pub mod campaign;
 pub mod certificate;
 pub mod federation;
 pub mod hours;
 pub mod node;
+pub mod plan;
 pub mod project;
 pub mod recognition;
 pub mod signup;

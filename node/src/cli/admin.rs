@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use super::account::load_config;
-use super::console::{Console, OutputFormat};
+use ecovol_proto::v1 as pb;
+
+use super::console::{Console, OutputFormat, Record};
 use super::failure::Failure;
 use crate::crypto::NodeKeys;
 
@@ -72,6 +74,46 @@ pub async fn up(args: UpArgs) -> Result<(), Failure> {
 pub enum AdminCommand {
     /// Write a new random node key (protects identity and phone numbers at rest); refuses to overwrite one.
     Keygen(KeygenArgs),
+    /// Back up the node's store: a running node over --node (operators; the file is written on the node's
+    /// machine, in store.backup_dir), or a STOPPED node with --config and --out.
+    Backup(BackupArgs),
+    /// Restore a backup into the store of a STOPPED node: its data folder must be empty (or --force moves it
+    /// aside). Checks the file's checksum, node code and node key first.
+    Restore(RestoreArgs),
+}
+
+/// Arguments of `admin backup`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// Back up the STOPPED node configured by this file instead of calling --node.
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub config: Option<PathBuf>,
+
+    /// With --config: the backup file to write (refused if it exists).
+    #[arg(long, value_name = "FILE", requires = "config")]
+    pub out: Option<PathBuf>,
+
+    // The global connection options, declared again so `admin backup` sees them (as `up` does with --output):
+    // `admin` commands work on this machine and are not handed the connection.
+    #[command(flatten)]
+    pub connection: super::connection::ConnectionArgs,
+}
+
+/// Arguments of `admin restore`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestoreArgs {
+    /// The STOPPED node's configuration: its store.path receives the backup, its store.key_file must be the key
+    /// the backup was made with.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// The backup file (`ecovol admin backup`).
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+
+    /// Move a data folder that is not empty aside (to `<data>.before-restore-<time>`) instead of refusing.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `admin keygen`.
@@ -107,5 +149,107 @@ pub fn run(command: AdminCommand, console: &mut Console<'_>) -> Result<(), Failu
             }
             Ok(())
         }
+        AdminCommand::Backup(args) => backup(args, console),
+        AdminCommand::Restore(args) => restore(args, console),
     }
+}
+
+fn backup_failure(error: crate::backup::BackupError) -> Failure {
+    match error {
+        crate::backup::BackupError::Refused(message) => Failure::Usage(message),
+        other => Failure::Failed(other.to_string()),
+    }
+}
+
+fn backup(args: BackupArgs, console: &mut Console<'_>) -> Result<(), Failure> {
+    let record = match (&args.config, &args.out) {
+        (Some(config), Some(out)) => {
+            let config = load_config(config)?;
+            let written = crate::backup::write_offline(&config, out).map_err(backup_failure)?;
+            Record::new()
+                .field("path", written.path.display().to_string())
+                .field("entries", written.entries)
+                .field("bytes", written.bytes)
+                .field("sha256", written.sha256)
+                .field("created_at", written.created_at.to_rfc3339())
+                .field("duration_ms", written.duration.as_millis() as u64)
+        }
+        _ => {
+            let connection = args.connection.clone();
+            let (response, notes) = call_node(async move {
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                let mut quiet = Console::new(&mut out, &mut err, OutputFormat::Table);
+                let node = super::connection::Node::connect(&connection, &mut quiet).await?;
+                let response = node.node().create_backup(pb::CreateBackupRequest {}).await?.into_inner();
+                drop(quiet);
+                Ok((response, String::from_utf8_lossy(&err).into_owned()))
+            })?;
+            for note in notes.lines() {
+                console.note(note);
+            }
+            Record::new()
+                .field("path", response.path)
+                .field("entries", response.entries)
+                .field("bytes", response.bytes)
+                .field("sha256", response.sha256)
+                .field("created_at", super::console::timestamp(response.created_at.as_ref()))
+                .field("duration_ms", response.duration_ms)
+        }
+    };
+    if console.is_json() {
+        console.json(&record.to_json());
+    } else {
+        console.print(&super::console::render_record(&record));
+    }
+    console.note(
+        "keep the node key (store.key_file) with the backup, apart from it: a restore needs that very key, and \
+         the backup is as sensitive as the data folder",
+    );
+    Ok(())
+}
+
+/// Runs a call to a node from this synchronous command: on a multi-threaded runtime (the `ecovol` binary) in
+/// place, else on a thread of its own with a runtime of its own.
+fn call_node<T: Send + 'static>(
+    call: impl std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+) -> Result<T, Failure> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(call))
+        }
+        _ => std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| Failure::Failed(error.to_string()))?
+                .block_on(call)
+        })
+        .join()
+        .map_err(|_| Failure::Failed("the call to the node failed".into()))?,
+    }
+}
+
+fn restore(args: RestoreArgs, console: &mut Console<'_>) -> Result<(), Failure> {
+    let config = load_config(&args.config)?;
+    let restored = crate::backup::restore(&config, &args.from, args.force).map_err(backup_failure)?;
+    let header = &restored.header;
+    let record = Record::new()
+        .field("node_code", header.node_code.clone())
+        .field("entries", header.entries)
+        .field("schema_version", header.schema_version)
+        .field("backup_created_at", header.created_at.to_rfc3339())
+        .field("sha256", restored.sha256.clone())
+        .field("store_path", restored.store_path.display().to_string())
+        .field("moved_aside", restored.moved_aside.as_ref().map(|path| path.display().to_string()).unwrap_or_default());
+    if console.is_json() {
+        console.json(&record.to_json());
+    } else {
+        console.print(&super::console::render_record(&record));
+    }
+    console.note(
+        "restored; start the node (ecovol serve): it resumes sending to its parent from the restored positions. \
+         Changes made after the backup are not in it; see docs/OPERATIONS.md, Backups, before restoring a node \
+         of a federation",
+    );
+    Ok(())
 }

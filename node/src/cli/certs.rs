@@ -1,4 +1,5 @@
-//! Federation certificates on this machine: `ecovol certs ca|node|federation-key|show` (offline, no `--node`).
+//! Federation certificates on this machine: `ecovol certs ca|node|federation-key|show|inspect` (offline, no
+//! `--node`); `init` and `issue` are other names of `ca` and `node`.
 //!
 //! The CA key signs every node of the federation: make it on a machine kept apart, issue node certificates
 //! there, and hand each office only its own `{code}.pem`, `{code}.key` and the CA's `ca.pem`.
@@ -16,13 +17,26 @@ use crate::federation::certs::{self, CertError};
 #[derive(Debug, clap::Subcommand)]
 pub enum CertsCommand {
     /// Make a new federation CA: DIR/ca.pem and DIR/ca.key (readable by its owner only).
+    #[command(visible_alias = "init")]
     Ca(CaArgs),
     /// Issue a node certificate signed by the federation CA: DIR/{code}.pem and DIR/{code}.key.
+    #[command(visible_alias = "issue")]
     Node(NodeArgs),
     /// Write a new federation-wide pseudonym key (64 hex characters, readable by its owner only).
     FederationKey(FederationKeyArgs),
     /// Print the identity a node certificate carries: division code, level and validity.
     Show(ShowArgs),
+    /// Print what any certificate (PEM) says: a node certificate's identity, or the subject of an office, client
+    /// or CA certificate; validity, and the SHA-256 that `federation.denied` and accounts' client certificates use.
+    Inspect(ShowArgs),
+}
+
+/// A level given with `--level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeLevel {
+    Province,
+    City,
+    County,
 }
 
 /// Arguments of `certs ca`.
@@ -59,6 +73,10 @@ pub struct NodeArgs {
     /// GB/T 2260 division code of the node, e.g. 320102; its level is read from the digits.
     #[arg(long, value_name = "CODE")]
     pub code: DivisionCode,
+
+    /// The node's level, checked against the code (a county code with --level city is refused).
+    #[arg(long, value_enum)]
+    pub level: Option<NodeLevel>,
 
     /// Another name the certificate is valid for, to serve the office port too (DNS name or IP address;
     /// repeatable), e.g. --host localhost --host 127.0.0.1.
@@ -103,6 +121,22 @@ pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failu
             Ok(())
         }
         CertsCommand::Node(args) => {
+            if let Some(level) = args.level {
+                let actual = match args.code.level() {
+                    ecovol_coordinator::region::DivisionLevel::Province => NodeLevel::Province,
+                    ecovol_coordinator::region::DivisionLevel::City => NodeLevel::City,
+                    ecovol_coordinator::region::DivisionLevel::County => NodeLevel::County,
+                };
+                if actual != level {
+                    let label = |level: NodeLevel| format!("{level:?}").to_lowercase();
+                    return Err(Failure::Usage(format!(
+                        "--level {} does not match --code {}: it is a {} code",
+                        label(level),
+                        args.code,
+                        label(actual)
+                    )));
+                }
+            }
             let ca_cert = args.ca_cert.unwrap_or_else(|| args.dir.join(certs::CA_CERT_FILE));
             let ca_key = args.ca_key.unwrap_or_else(|| args.dir.join(certs::CA_KEY_FILE));
             let (cert, key) =
@@ -124,6 +158,7 @@ pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failu
             Ok(())
         }
         CertsCommand::Show(args) => show(&args.file, console),
+        CertsCommand::Inspect(args) => inspect(&args.file, console),
     }
 }
 
@@ -156,11 +191,77 @@ fn show(file: &Path, console: &mut Console<'_>) -> Result<(), Failure> {
         .field("hosts", certificate.hosts)
         .field("issuer", certificate.issuer)
         .field("not_before", certificate.not_before.to_rfc3339())
-        .field("not_after", certificate.not_after.to_rfc3339());
+        .field("not_after", certificate.not_after.to_rfc3339())
+        .field("sha256", certificate_sha256(&pem).unwrap_or_default());
     console.single("certificate", &record);
-    if certificate.not_after < Utc::now() {
-        console.note(&format!("warning: this certificate expired at {}", certificate.not_after.to_rfc3339()));
+    expiry_note(certificate.not_after, console);
+    Ok(())
+}
+
+/// Warns about a certificate that expired or expires within `metrics::CERT_WARN_DAYS`.
+fn expiry_note(not_after: chrono::DateTime<Utc>, console: &mut Console<'_>) {
+    let now = Utc::now();
+    if not_after < now {
+        console.note(&format!("warning: this certificate expired at {}", not_after.to_rfc3339()));
+    } else if (not_after - now).num_days() < crate::metrics::CERT_WARN_DAYS {
+        console.note(&format!(
+            "warning: this certificate expires in {} days ({}): issue a new one",
+            (not_after - now).num_days(),
+            not_after.to_rfc3339()
+        ));
     }
+}
+
+/// SHA-256 (hex) of the DER of the first certificate in a PEM text: what `federation.denied` and an account's
+/// client certificate name.
+fn certificate_sha256(pem: &str) -> Option<String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    Some(crate::crypto::certificate_sha256(&der))
+}
+
+/// `certs inspect`: a node certificate as `show` prints it; any other certificate by subject, issuer, names and
+/// validity.
+fn inspect(file: &Path, console: &mut Console<'_>) -> Result<(), Failure> {
+    let pem = std::fs::read_to_string(file)
+        .map_err(|source| failure(CertError::Read { path: file.to_path_buf(), source }))?;
+    if certs::read_node_cert(&pem).is_ok() {
+        return show(file, console);
+    }
+    use rustls::pki_types::pem::PemObject as _;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|error| failure(CertError::Unreadable(error.to_string())))?;
+    let (_, certificate) =
+        x509_parser::parse_x509_certificate(&der).map_err(|error| failure(CertError::Unreadable(error.to_string())))?;
+    let mut hosts = Vec::new();
+    if let Ok(Some(names)) = certificate.subject_alternative_name() {
+        for name in &names.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => hosts.push(dns.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => hosts.push(match bytes.len() {
+                    4 => std::net::IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default()).to_string(),
+                    16 => std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default()).to_string(),
+                    _ => hex::encode(bytes),
+                }),
+                _ => {}
+            }
+        }
+    }
+    let is_ca = certificate.basic_constraints().ok().flatten().is_some_and(|constraints| constraints.value.ca);
+    let time = |time: x509_parser::time::ASN1Time| {
+        chrono::DateTime::<Utc>::from_timestamp(time.timestamp(), 0).unwrap_or_default()
+    };
+    let not_after = time(certificate.validity().not_after);
+    let record = Record::new()
+        .field("subject", certificate.subject().to_string())
+        .field("issuer", certificate.issuer().to_string())
+        .field("kind", if is_ca { "CA certificate" } else { "certificate (not an ecovol node certificate)" })
+        .field("hosts", hosts)
+        .field("not_before", time(certificate.validity().not_before).to_rfc3339())
+        .field("not_after", not_after.to_rfc3339())
+        .field("sha256", crate::crypto::certificate_sha256(&der));
+    console.single("certificate", &record);
+    expiry_note(not_after, console);
     Ok(())
 }
 

@@ -233,6 +233,7 @@ fn star_event(event: &pb::StarEvent) -> Record {
 const EVALUATION_COLUMNS: &[&str] = &["project_id", "volunteer_number", "rating", "version", "rated_at", "comment"];
 const TRAINING_COLUMNS: &[&str] = &["training_id", "date", "tier", "audiences", "attendee_count", "title"];
 const CERTIFICATION_COLUMNS: &[&str] = &["star", "certified_by", "level", "certified_at"];
+const HONOUR_COLUMNS: &[&str] = &["campaign_id", "title", "edition", "awarded_by", "publication_date"];
 
 const STAR_COLUMNS: &[&str] = &["seq", "star", "direction", "at", "total_minutes", "certified", "certifying_level"];
 
@@ -420,6 +421,20 @@ pub async fn run_profile(
                 .field("certified_at", timestamp(c.certified_at.as_ref()))
         })
         .collect();
+    let honours: Vec<Record> = profile
+        .honours
+        .iter()
+        .map(|h| {
+            Record::new()
+                .field("campaign_id", h.campaign_id.clone())
+                .field("title", h.title.clone())
+                .field("series", h.series.clone())
+                .field("edition", h.edition)
+                .field("awarded_by", h.awarded_by.clone())
+                .field("publication_date", h.publication_date.clone())
+                .field("recorded_at", timestamp(h.recorded_at.as_ref()))
+        })
+        .collect();
     if console.is_json() {
         let all = |records: &[Record]| records.iter().map(Record::to_json).collect::<Vec<_>>();
         console.json(&serde_json::json!({
@@ -428,6 +443,7 @@ pub async fn run_profile(
             "trainings": all(&trainings),
             "star_events": all(&stars),
             "certifications": all(&certifications),
+            "honours": all(&honours),
         }));
     } else {
         console.single("profile", &summary);
@@ -436,6 +452,7 @@ pub async fn run_profile(
             ("trainings", &trainings, TRAINING_COLUMNS),
             ("star_events", &stars, STAR_COLUMNS),
             ("certifications_from_above", &certifications, CERTIFICATION_COLUMNS),
+            ("honours", &honours, HONOUR_COLUMNS),
         ] {
             console.print("\n");
             console.list(key, records, columns, "");

@@ -205,6 +205,8 @@ fn apply_entry(txn: &mut Txn<'_>, checked: &CheckedEntry) -> Result<Option<Strin
             touched = Some(volunteer.key.clone());
         }
     }
+    crate::plan::apply_report(txn, origin, &checked.entry)?;
+    crate::campaign::apply_report(txn, &checked.entry)?;
     let key = origin_key(origin);
     let mut record: OriginRecord = txn.get_json(&key)?.unwrap_or_default();
     record.applied_seq = record.applied_seq.max(checked.key.seq);
@@ -226,6 +228,8 @@ pub struct Router {
     pub code: DivisionCode,
     pub level: CertifyingLevel,
     pub top: bool,
+    /// The parent's code (none on the top node).
+    pub parent: Option<DivisionCode>,
     listed_children: Vec<DivisionCode>,
 }
 
@@ -235,6 +239,7 @@ impl Router {
             code: app.federation.code,
             level: CertifyingLevel::from(app.config.node.level),
             top: app.federation.parent.is_none(),
+            parent: app.federation.parent.as_ref().map(|parent| parent.code),
             listed_children: app.federation.listed_children.clone(),
         }
     }
@@ -320,7 +325,7 @@ pub fn pass_down(
         notice.certifications.push(pb::StarCertification::from(&certification));
     }
     let seq = txn.next_seq(&format!("down/{child}"))?;
-    let message = pb::DownMessage { seq, target: target.to_string(), star: Some(notice) };
+    let message = pb::DownMessage { seq, target: target.to_string(), star: Some(notice), ..Default::default() };
     txn.put(down_key(child, seq), message.encode_to_vec());
     Ok(())
 }
@@ -336,6 +341,19 @@ pub async fn pull(app: &App, child: DivisionCode, request: pb::PullRequest) -> R
     }
     let prefix = format!("down/{child}/");
     let after = request.after_seq;
+    if crate::plan::has_deliveries(&*app.store, child)? || crate::campaign::has_deliveries(&*app.store, child)? {
+        app.committer
+            .write_unaudited(move |txn| {
+                let mut messages = crate::plan::deliveries(txn, child)?;
+                messages.extend(crate::campaign::deliveries(txn, child)?);
+                for message in messages {
+                    let seq = txn.next_seq(&format!("down/{child}"))?;
+                    txn.put(down_key(child, seq), pb::DownMessage { seq, ..message }.encode_to_vec());
+                }
+                Ok(())
+            })
+            .await?;
+    }
     let mut forgettable = Vec::new();
     app.store.scan(prefix.as_bytes(), None, &mut |key, _| {
         let seq = std::str::from_utf8(&key[prefix.len()..]).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
@@ -403,7 +421,7 @@ mod tests {
     #[test]
     fn notices_route_through_the_gb_t_2260_tree_and_listed_children() {
         let province =
-            Router { code: code("320000"), level: CertifyingLevel::Province, top: true, listed_children: vec![] };
+            Router { code: code("320000"), level: CertifyingLevel::Province, top: true, parent: None, listed_children: vec![] };
         assert_eq!(province.route(code("320102")), Some(code("320100")));
         assert_eq!(province.route(code("320100")), Some(code("320100")));
         assert_eq!(province.route(code("330102")), None, "outside the territory");

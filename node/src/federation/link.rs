@@ -283,6 +283,15 @@ fn apply_messages(
             continue;
         }
         position = message.seq;
+        if message.campaign.is_some() || message.selected.is_some() {
+            crate::campaign::receive(txn, router, &message)?;
+            continue;
+        }
+        if message.plan.is_some() || !message.closed_plan_id.is_empty() {
+            let parent = router.parent.map(|code| code.to_string()).unwrap_or_default();
+            crate::plan::receive(txn, &parent, &message)?;
+            continue;
+        }
         let (Ok(target), Some(notice)) = (DivisionCode::parse(&message.target), message.star) else {
             tracing::warn!(seq = message.seq, "skipped a malformed message from the parent");
             continue;

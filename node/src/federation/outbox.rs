@@ -219,11 +219,24 @@ pub struct Change {
     pub minutes_delta: i64,
     pub star: u32,
     pub deltas: Deltas,
+    /// Plan adoptions and task reports.
+    pub plan_report: Option<pb::PlanReport>,
+    /// Campaign nominations and reviews.
+    pub nomination: Option<pb::Nomination>,
 }
 
 impl Change {
     pub fn new(kind: pb::ChangeKind, subject: impl Into<String>) -> Change {
-        Change { kind, subject: subject.into(), volunteer: None, minutes_delta: 0, star: 0, deltas: Deltas::new() }
+        Change {
+            kind,
+            subject: subject.into(),
+            volunteer: None,
+            minutes_delta: 0,
+            star: 0,
+            deltas: Deltas::new(),
+            plan_report: None,
+            nomination: None,
+        }
     }
 }
 
@@ -286,6 +299,8 @@ pub fn record(txn: &mut Txn<'_>, change: Change) -> Result<(), DomainError> {
         minutes_delta: change.minutes_delta,
         star: change.star,
         contributions,
+        plan_report: change.plan_report,
+        nomination: change.nomination,
     };
     append(txn, origin, seq, entry.encode_to_vec());
     Ok(())

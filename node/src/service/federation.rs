@@ -17,28 +17,36 @@ pub struct FederationApi {
     pub app: Arc<App>,
 }
 
-/// The calling node, from its client certificate.
-fn calling_node<T>(request: &Request<T>) -> Result<DivisionCode, Status> {
+/// The calling node, from its client certificate; a node on the deny list (`federation.denied`, by code or by
+/// certificate SHA-256) is refused.
+fn calling_node<T>(app: &App, request: &Request<T>) -> Result<DivisionCode, Status> {
     let certificate = request
         .peer_certs()
         .and_then(|certs| certs.first().map(|cert| cert.to_vec()))
         .ok_or_else(|| Status::unauthenticated("the federation port needs a node certificate of the federation CA"))?;
-    certs::peer_identity(&certificate).map(|identity| identity.code).map_err(|error| {
+    let code = certs::peer_identity(&certificate).map(|identity| identity.code).map_err(|error| {
         tracing::warn!(%error, "refused a federation call: the certificate names no node");
         Status::unauthenticated(format!("the certificate names no ecovol node: {error}"))
-    })
+    })?;
+    if let Some(section) = &app.config.federation
+        && section.denies(code, &crate::crypto::certificate_sha256(&certificate))
+    {
+        tracing::warn!(node = %code, "refused a federation call: the node or its certificate is in federation.denied");
+        return Err(Status::permission_denied(format!("node {code} is refused here (federation.denied)")));
+    }
+    Ok(code)
 }
 
 #[tonic::async_trait]
 impl FederationService for FederationApi {
     async fn push(&self, request: Request<pb::PushRequest>) -> Result<Response<pb::PushResponse>, Status> {
-        let child = calling_node(&request)?;
+        let child = calling_node(&self.app, &request)?;
         let answer = apply::push(&self.app, child, request.into_inner()).await.map_err(status)?;
         Ok(Response::new(answer))
     }
 
     async fn pull(&self, request: Request<pb::PullRequest>) -> Result<Response<pb::PullResponse>, Status> {
-        let child = calling_node(&request)?;
+        let child = calling_node(&self.app, &request)?;
         let answer = apply::pull(&self.app, child, request.into_inner()).await.map_err(status)?;
         Ok(Response::new(answer))
     }
@@ -47,7 +55,7 @@ impl FederationService for FederationApi {
         &self,
         request: Request<pb::VolunteerMinutesRequest>,
     ) -> Result<Response<pb::VolunteerMinutesResponse>, Status> {
-        let caller = calling_node(&request)?;
+        let caller = calling_node(&self.app, &request)?;
         if !self.app.federation.accepts_child(caller) {
             return Err(Status::permission_denied(format!(
                 "node {caller} is not a child of {}",

@@ -1,4 +1,4 @@
-//! `ecovol.v1.NodeService`: who this node is.
+//! `ecovol.v1.NodeService`: who this node is, its links, and backups of its store.
 
 use std::sync::Arc;
 
@@ -43,5 +43,21 @@ impl NodeService for NodeApi {
     ) -> Result<Response<pb::GetFederationStatusResponse>, Status> {
         caller(&self.app, &request)?;
         Ok(Response::new(crate::federation::link::status(&self.app)))
+    }
+
+    async fn create_backup(
+        &self,
+        request: Request<pb::CreateBackupRequest>,
+    ) -> Result<Response<pb::CreateBackupResponse>, Status> {
+        let caller = caller(&self.app, &request)?;
+        let written = crate::backup::create(&self.app, &caller).await.map_err(super::status)?;
+        Ok(Response::new(pb::CreateBackupResponse {
+            path: written.path.display().to_string(),
+            entries: written.entries,
+            bytes: written.bytes,
+            sha256: written.sha256,
+            created_at: Some(wire::timestamp(written.created_at)),
+            duration_ms: written.duration.as_millis() as u64,
+        }))
     }
 }
