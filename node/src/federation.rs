@@ -116,6 +116,11 @@ impl Federation {
         })
     }
 
+    /// Every child's freshness now.
+    pub fn children_status(&self) -> Vec<ecovol_coordinator::completeness::ChildStatus> {
+        self.children.lock().map(|children| children.status(Federation::now_ms())).unwrap_or_default()
+    }
+
     /// The coordinator's clock: unix milliseconds.
     pub fn now_ms() -> u64 {
         Utc::now().timestamp_millis().max(0) as u64

@@ -206,13 +206,7 @@ pub fn comparable_own(stats: &pb::GetStatsResponse) -> (Vec<pb::MonthStats>, Vec
         .filter(|k| k.projects_published + k.sign_ups_accepted + k.confirmed_hours_x100 + k.active_volunteers > 0)
         .cloned()
         .collect();
-    let mut stars: Vec<u64> = vec![0; 5];
-    for count in &totals.star_distribution {
-        if let Some(slot) = stars.get_mut(count.stars as usize - 1) {
-            *slot = count.volunteers;
-        }
-    }
-    let figures = vec![
+    let figures = [
         totals.registered_volunteers,
         totals.newly_registered_volunteers,
         totals.teams,
@@ -224,7 +218,18 @@ pub fn comparable_own(stats: &pb::GetStatsResponse) -> (Vec<pb::MonthStats>, Vec
         totals.rating_sum,
         totals.rating_count,
     ];
-    (months, kinds, figures.into_iter().chain(stars).collect())
+    (months, kinds, figure_list(figures, &totals.star_distribution))
+}
+
+/// The totals both answers share, then the holders of 1★ … 5★.
+fn figure_list(figures: [u64; 10], star_distribution: &[pb::StarCount]) -> Vec<u64> {
+    let mut stars: Vec<u64> = vec![0; 5];
+    for count in star_distribution {
+        if let Some(slot) = (count.stars as usize).checked_sub(1).and_then(|index| stars.get_mut(index)) {
+            *slot = count.volunteers;
+        }
+    }
+    figures.into_iter().chain(stars).collect()
 }
 
 /// The same figures from a roll-up answer.
@@ -232,13 +237,7 @@ pub fn comparable_region(
     stats: &pb::GetRegionStatsResponse,
 ) -> (Vec<pb::MonthStats>, Vec<pb::MonthKindStats>, Vec<u64>) {
     let totals = stats.totals.clone().unwrap_or_default();
-    let mut stars: Vec<u64> = vec![0; 5];
-    for count in &totals.star_distribution {
-        if let Some(slot) = stars.get_mut(count.stars as usize - 1) {
-            *slot = count.volunteers;
-        }
-    }
-    let figures = vec![
+    let figures = [
         totals.registered_volunteers,
         totals.newly_registered_volunteers,
         totals.teams,
@@ -250,5 +249,5 @@ pub fn comparable_region(
         totals.rating_sum,
         totals.rating_count,
     ];
-    (stats.months.clone(), stats.month_kinds.clone(), figures.into_iter().chain(stars).collect())
+    (stats.months.clone(), stats.month_kinds.clone(), figure_list(figures, &totals.star_distribution))
 }

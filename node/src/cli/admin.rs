@@ -178,10 +178,11 @@ fn backup(args: BackupArgs, console: &mut Console<'_>) -> Result<(), Failure> {
             let connection = args.connection.clone();
             let (response, notes) = call_node(async move {
                 let (mut out, mut err) = (Vec::new(), Vec::new());
-                let mut quiet = Console::new(&mut out, &mut err, OutputFormat::Table);
-                let node = super::connection::Node::connect(&connection, &mut quiet).await?;
+                let node = {
+                    let mut quiet = Console::new(&mut out, &mut err, OutputFormat::Table);
+                    super::connection::Node::connect(&connection, &mut quiet).await?
+                };
                 let response = node.node().create_backup(pb::CreateBackupRequest {}).await?.into_inner();
-                drop(quiet);
                 Ok((response, String::from_utf8_lossy(&err).into_owned()))
             })?;
             for note in notes.lines() {

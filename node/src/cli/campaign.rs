@@ -372,7 +372,10 @@ fn next_step(command: &str, campaign: &pb::Campaign) -> Option<String> {
              {}",
             campaign.nominations_open, campaign.nominations_close
         )),
-        "nominate" => Some("next: the nomination goes up to the level above for review".into()),
+        "nominate" => Some(
+            "next: the nomination goes up; the level above reviews it (or selects from it, if it issued the campaign)"
+                .into(),
+        ),
         "select" => Some(format!(
             "next: the results travel down to the home counties, where they show in `ecovol profile VOLUNTEER` \
              (publication: {})",

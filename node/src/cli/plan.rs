@@ -333,7 +333,8 @@ fn read_text(path: &Path) -> Result<String, Failure> {
 
 /// A mistake at `span` of a file's `text`, as `file, line N: message` with the line itself.
 fn located(path: &Path, text: &str, span: Option<Range<usize>>, message: &str) -> Failure {
-    let message = message.trim_end();
+    // toml puts a second line under some messages ("invalid date-time\nvalue is out of range").
+    let message = message.trim_end().replace('\n', ": ");
     let Some(span) = span.filter(|span| span.start <= text.len()) else {
         return Failure::Usage(format!("{}: {message}", path.display()));
     };
@@ -689,8 +690,8 @@ pub fn response_json(response: &pb::PlanResponse) -> Value {
 
 /// What the status words of the progress table mean, for the people reading it.
 const STATUS_LEGEND: &str = "(done: reached; on-track: not reached yet, in time; behind: past the configured share \
-                             of the period and short of the pro-rata value; overdue: the period is over and the \
-                             target not reached; stale: the figures of that region may be out of date)\n";
+                             of the period and short of the pro-rata value;\n overdue: the period is over and the \
+                             target not reached; stale: that region's figures may be out of date)\n";
 
 /// Prints the plan: its fields, then its targets (with their measured progress when `progress` is given), then
 /// its tasks.

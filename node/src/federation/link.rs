@@ -424,10 +424,7 @@ pub fn status(app: &App) -> pb::GetFederationStatusResponse {
     });
     let children = app
         .federation
-        .children
-        .lock()
-        .map(|children| children.status(Federation::now_ms()))
-        .unwrap_or_default()
+        .children_status()
         .into_iter()
         .map(|child| pb::ChildStatus {
             code: child.child.to_string(),

@@ -183,10 +183,7 @@ pub fn get(
     })?;
     let status: BTreeMap<DivisionCode, ecovol_coordinator::completeness::ChildStatus> = app
         .federation
-        .children
-        .lock()
-        .map(|children| children.status(Federation::now_ms()))
-        .unwrap_or_default()
+        .children_status()
         .into_iter()
         .map(|child| (child.child, child))
         .collect();
