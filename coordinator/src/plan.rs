@@ -237,7 +237,8 @@ impl Default for CopyMachine {
 impl CopyMachine {
     /// Applies a command, or refuses it and changes nothing.
     pub fn apply(&mut self, command: CopyCommand) -> Result<(), PlanError> {
-        let wrong = |state: CopyState, action| PlanError::WrongState { state: format!("{state:?}").to_lowercase(), action };
+        let wrong =
+            |state: CopyState, action| PlanError::WrongState { state: format!("{state:?}").to_lowercase(), action };
         match (self.state, command) {
             (CopyState::Received, CopyCommand::Adopt) => {
                 self.state = CopyState::Adopted;
@@ -342,7 +343,10 @@ mod tests {
         for department in ["education", "youth_league"] {
             plan.apply(&PlanCommand::Sign { department: department.into() }).unwrap();
         }
-        assert!(matches!(plan.apply(&PlanCommand::Sign { department: "education".into() }), Err(PlanError::AlreadySigned(_))));
+        assert!(matches!(
+            plan.apply(&PlanCommand::Sign { department: "education".into() }),
+            Err(PlanError::AlreadySigned(_))
+        ));
         plan.apply(&PlanCommand::Issue).unwrap();
         assert!(matches!(plan.apply(&PlanCommand::Edit), Err(PlanError::WrongState { .. })));
         plan.apply(&PlanCommand::Close).unwrap();

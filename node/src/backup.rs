@@ -336,7 +336,7 @@ pub async fn create(app: &App, caller: &Caller) -> Result<Written, DomainError> 
     let code = app.config.node.code.clone();
     let check = key_check(&app.keys);
     let job_caller = caller.clone();
-    let context = AuditContext::new(caller, "Node/CreateBackup", dir.display().to_string());
+    let context = AuditContext::new(caller, "NodeService/CreateBackup", dir.display().to_string());
     let written = app
         .committer
         .write(context, move |txn| {

@@ -71,7 +71,12 @@ fn check_quotas(violations: &mut Violations, quotas: &[pb::CampaignQuota], route
 }
 
 /// Creates and issues a campaign here (a province or a city).
-pub fn issue(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::IssueCampaignRequest) -> Result<pb::Campaign, DomainError> {
+pub fn issue(
+    txn: &mut Txn<'_>,
+    caller: &Caller,
+    router: &Router,
+    request: pb::IssueCampaignRequest,
+) -> Result<pb::Campaign, DomainError> {
     staff(caller, "issuing a selection campaign")?;
     if router.code.level() == ecovol_coordinator::region::DivisionLevel::County {
         return Err(DomainError::FailedPrecondition("campaigns are issued by a province or a city".into()));
@@ -129,11 +134,19 @@ pub fn issue(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::I
 }
 
 /// A city splits its quota among its counties and passes the campaign down.
-pub fn set_quotas(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::SetQuotasRequest) -> Result<pb::Campaign, DomainError> {
+pub fn set_quotas(
+    txn: &mut Txn<'_>,
+    caller: &Caller,
+    router: &Router,
+    request: pb::SetQuotasRequest,
+) -> Result<pb::Campaign, DomainError> {
     staff(caller, "setting a campaign's quotas")?;
     let mut campaign = load(txn, &request.campaign_id)?;
     if campaign.state != "received" && campaign.state != "passed_down" {
-        return Err(DomainError::FailedPrecondition(format!("the campaign is {} here: quotas are set on a received one", campaign.state)));
+        return Err(DomainError::FailedPrecondition(format!(
+            "the campaign is {} here: quotas are set on a received one",
+            campaign.state
+        )));
     }
     let own = campaign.quotas.iter().find(|q| q.region == router.code.to_string()).map(|q| q.nominations).unwrap_or(0);
     let mut violations = Violations::new();
@@ -143,7 +156,9 @@ pub fn set_quotas(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: 
         violations.add("quotas", format!("they add up to {total}, more than this office's quota of {own}"));
     }
     violations.into_result()?;
-    campaign.quotas.retain(|q| DivisionCode::parse(&q.region).is_ok_and(|code| !router.code.contains(code) || code == router.code));
+    campaign.quotas.retain(|q| {
+        DivisionCode::parse(&q.region).is_ok_and(|code| !router.code.contains(code) || code == router.code)
+    });
     campaign.quotas.extend(request.quotas);
     campaign.state = "passed_down".into();
     save(txn, &campaign);
@@ -229,13 +244,20 @@ pub fn receive(txn: &mut Txn<'_>, router: &Router, message: &pb::DownMessage) ->
 }
 
 /// A county nominates one of its volunteers, within its quota and the window, if eligible.
-pub fn nominate(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::NominateRequest) -> Result<pb::Nomination, DomainError> {
+pub fn nominate(
+    txn: &mut Txn<'_>,
+    caller: &Caller,
+    router: &Router,
+    request: pb::NominateRequest,
+) -> Result<pb::Nomination, DomainError> {
     staff(caller, "nominating a volunteer")?;
     let campaign = load(txn, &request.campaign_id)?;
     let here = router.code.to_string();
     let quota = campaign.quotas.iter().find(|q| q.region == here).map(|q| q.nominations).unwrap_or(0);
     if quota == 0 {
-        return Err(DomainError::FailedPrecondition(format!("the campaign gives {here} no nominations (ask the city to set quotas)")));
+        return Err(DomainError::FailedPrecondition(format!(
+            "the campaign gives {here} no nominations (ask the city to set quotas)"
+        )));
     }
     let today = wire::today_china();
     let open = wire::parse_date(&campaign.nominations_open).unwrap_or(NaiveDate::MIN);
@@ -342,11 +364,18 @@ pub fn apply_report(txn: &mut Txn<'_>, entry: &pb::UpEntry) -> Result<(), Domain
 }
 
 /// A city endorses or rejects a nomination from one of its counties.
-pub fn review(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::ReviewRequest) -> Result<pb::Nomination, DomainError> {
+pub fn review(
+    txn: &mut Txn<'_>,
+    caller: &Caller,
+    router: &Router,
+    request: pb::ReviewRequest,
+) -> Result<pb::Nomination, DomainError> {
     staff(caller, "reviewing a nomination")?;
     let campaign = load(txn, &request.campaign_id)?;
     if campaign.issuer == router.code.to_string() {
-        return Err(DomainError::FailedPrecondition("the issuer selects; reviews are for the levels in between".into()));
+        return Err(DomainError::FailedPrecondition(
+            "the issuer selects; reviews are for the levels in between".into(),
+        ));
     }
     let key = nomination_key(&request.campaign_id, &request.nomination_id);
     let Some(bytes) = txn.get(key.as_bytes())? else {
@@ -373,7 +402,12 @@ pub fn review(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::
 }
 
 /// The issuer selects nominations; each result travels down to the nominee's home node.
-pub fn select(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::SelectRequest) -> Result<Vec<pb::Nomination>, DomainError> {
+pub fn select(
+    txn: &mut Txn<'_>,
+    caller: &Caller,
+    router: &Router,
+    request: pb::SelectRequest,
+) -> Result<Vec<pb::Nomination>, DomainError> {
     staff(caller, "selecting nominations")?;
     let campaign = load(txn, &request.campaign_id)?;
     if campaign.issuer != router.code.to_string() {
@@ -383,7 +417,10 @@ pub fn select(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::
     for (index, id) in request.nomination_ids.iter().enumerate() {
         let key = nomination_key(&campaign.campaign_id, id);
         let Some(bytes) = txn.get(key.as_bytes())? else {
-            return Err(DomainError::invalid(format!("nomination_ids[{index}]"), "names no nomination of this campaign"));
+            return Err(DomainError::invalid(
+                format!("nomination_ids[{index}]"),
+                "names no nomination of this campaign",
+            ));
         };
         let mut nomination: pb::Nomination = decode(&key, &bytes)?;
         let home = DivisionCode::parse(&nomination.home).map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -391,7 +428,10 @@ pub fn select(txn: &mut Txn<'_>, caller: &Caller, router: &Router, request: pb::
         let direct = router.route(home) == Some(home);
         let ready = nomination.status == "endorsed" || (direct && nomination.status == "nominated");
         if !ready {
-            return Err(DomainError::FailedPrecondition(format!("nomination {id} is {}: it cannot be selected", nomination.status)));
+            return Err(DomainError::FailedPrecondition(format!(
+                "nomination {id} is {}: it cannot be selected",
+                nomination.status
+            )));
         }
         nomination.status = "selected".into();
         txn.put(key, nomination.encode_to_vec());

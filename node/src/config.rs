@@ -712,6 +712,27 @@ mod tests {
     }
 
     #[test]
+    fn metrics_backups_and_the_deny_list_have_defaults_and_are_checked() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert!(config.metrics.listen.is_empty(), "no metrics port unless asked");
+        assert!(config.store.backup_dir.ends_with("backups") && config.store.backup_dir.is_absolute());
+        let error = load(&format!("{MINIMAL}[metrics]\nlisten = \"nowhere\"\n"), &[]).unwrap_err().to_string();
+        assert!(error.contains("metrics.listen"), "{error}");
+        let federation = "[federation]\nca_file = \"ca.pem\"\ncert_file = \"n.pem\"\nkey_file = \"n.key\"\n\
+                          volunteer_key_file = \"f.key\"\n";
+        let sha = "AB".repeat(32);
+        let error = load(&format!("{MINIMAL}{federation}denied = [\"320105\", \"{sha}\", \"bad\"]\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("federation.denied[2]") && !error.contains("denied[1]"), "{error}");
+        let config = load(&format!("{MINIMAL}{federation}denied = [\"320105\", \"{sha}\"]\n"), &[]).unwrap();
+        let section = config.federation.unwrap();
+        assert!(section.denies(DivisionCode::parse("320105").unwrap(), "00"));
+        assert!(section.denies(DivisionCode::parse("320106").unwrap(), &"ab".repeat(32)), "hex in any case");
+        assert!(!section.denies(DivisionCode::parse("320106").unwrap(), &"cd".repeat(32)));
+    }
+
+    #[test]
     fn validation_names_every_broken_key() {
         let text = "[node]\ncode = \"330100\"\nlevel = \"county\"\nname = \"\"\n[audit]\nretention_days = 30\n[office]\nlisten = \"0.0.0.0:7070\"\n";
         let error = load(text, &[]).unwrap_err().to_string();

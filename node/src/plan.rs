@@ -89,8 +89,21 @@ fn machine_key(id: &str) -> String {
     format!("plan_m/{id}")
 }
 
+/// A department as plans name it (and the command line): `civil-affairs`.
 fn department_id(department: Department) -> String {
-    format!("{department:?}")
+    kebab(&format!("{department:?}"))
+}
+
+/// `CivilAffairs` → `civil-affairs`.
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for (index, c) in name.chars().enumerate() {
+        if c.is_uppercase() && index > 0 {
+            out.push('-');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 // ----- validation -----
@@ -277,11 +290,19 @@ pub fn draft(txn: &mut Txn<'_>, caller: &Caller, request: pb::DraftPlanRequest) 
 }
 
 /// The issuer's lifecycle commands (submit, sign, return, issue).
-pub fn command(txn: &mut Txn<'_>, caller: &Caller, id: &str, command: PlanCommandKind) -> Result<pb::Plan, DomainError> {
+pub fn command(
+    txn: &mut Txn<'_>,
+    caller: &Caller,
+    id: &str,
+    command: PlanCommandKind,
+) -> Result<pb::Plan, DomainError> {
     staff(caller, "working on a plan")?;
     let (plan, machine) = load(txn, id)?;
     let Machine::Issuer(mut machine) = machine else {
-        return Err(DomainError::FailedPrecondition(format!("plan {id} was received from {}: adopt it here", plan.received_from)));
+        return Err(DomainError::FailedPrecondition(format!(
+            "plan {id} was received from {}: adopt it here",
+            plan.received_from
+        )));
     };
     let department = department_id(caller.department);
     let command = match command {
@@ -353,7 +374,11 @@ pub fn adopt(txn: &mut Txn<'_>, caller: &Caller, request: pb::AdoptPlanRequest) 
 }
 
 /// The owner department reports a task's progress; it travels up to the issuer.
-pub fn report_task(txn: &mut Txn<'_>, caller: &Caller, request: pb::ReportTaskRequest) -> Result<pb::Plan, DomainError> {
+pub fn report_task(
+    txn: &mut Txn<'_>,
+    caller: &Caller,
+    request: pb::ReportTaskRequest,
+) -> Result<pb::Plan, DomainError> {
     staff(caller, "reporting on a plan's task")?;
     let (plan, machine) = load(txn, &request.plan_id)?;
     match &machine {
@@ -362,7 +387,9 @@ pub fn report_task(txn: &mut Txn<'_>, caller: &Caller, request: pb::ReportTaskRe
             copy.apply(CopyCommand::ReportProgress).map_err(refused)?;
         }
         Machine::Issuer(m) if m.state == PlanState::Issued => {}
-        Machine::Issuer(_) => return Err(DomainError::FailedPrecondition("tasks are reported on an issued plan".into())),
+        Machine::Issuer(_) => {
+            return Err(DomainError::FailedPrecondition("tasks are reported on an issued plan".into()));
+        }
     }
     let here = txn.outbox().origin().to_string();
     let Some(task) = plan.tasks.iter().find(|t| t.task_id == request.task_id) else {
@@ -376,7 +403,10 @@ pub fn report_task(txn: &mut Txn<'_>, caller: &Caller, request: pb::ReportTaskRe
     }
     let owner = department_from_pb(task.owner).unwrap_or(Department::Other);
     if owner != caller.department {
-        return Err(DomainError::denied(format!("the task belongs to {}; its staff report on it", department_id(owner))));
+        return Err(DomainError::denied(format!(
+            "the task belongs to {}; its staff report on it",
+            department_id(owner)
+        )));
     }
     if request.percent > 100 {
         return Err(DomainError::invalid("percent", "must be 0–100"));
@@ -477,7 +507,8 @@ pub fn deliveries(txn: &mut Txn<'_>, child: DivisionCode) -> Result<Vec<pb::Down
                 continue;
             }
             txn.put(delivered, Vec::new());
-            let copy = pb::Plan { state: pb::PlanState::Received as i32, signed: vec![], returns: vec![], ..plan.clone() };
+            let copy =
+                pb::Plan { state: pb::PlanState::Received as i32, signed: vec![], returns: vec![], ..plan.clone() };
             messages.push(pb::DownMessage { target: child.to_string(), plan: Some(copy), ..Default::default() });
         } else if closed {
             let closing = format!("plan_cls/{id}/{child}");
@@ -556,7 +587,14 @@ fn metric_value(metric: pb::PlanMetric, totals: &pb::RegionTotals) -> u64 {
 }
 
 /// On track, behind, overdue or done, from the share of the period elapsed.
-pub fn status_of(target: u64, actual: u64, start: NaiveDate, end: NaiveDate, today: NaiveDate, behind_after: f64) -> pb::TargetStatus {
+pub fn status_of(
+    target: u64,
+    actual: u64,
+    start: NaiveDate,
+    end: NaiveDate,
+    today: NaiveDate,
+    behind_after: f64,
+) -> pb::TargetStatus {
     if actual >= target {
         return pb::TargetStatus::Done;
     }
@@ -607,7 +645,7 @@ pub fn get(app: &App, caller: &Caller, id: &str) -> Result<pb::PlanResponse, Dom
                 region: value.region.clone(),
                 target: value.value,
                 actual,
-                percent: if value.value == 0 { 100 } else { (actual * 100 / value.value).min(999) as u32 },
+                percent: actual.saturating_mul(100).checked_div(value.value).map_or(100, |p| p.min(999) as u32),
                 status: status_of(value.value, actual, start, end, today, behind_after) as i32,
                 freshness,
             });
@@ -667,18 +705,18 @@ struct TrainingView {
 /// Built-in checks shown with a plan: a province holds, each year of the period, at least one training for each
 /// of volunteer workers, organisation heads and volunteers (DOMAIN.md).
 fn compliance(app: &App, start: NaiveDate, end: NaiveDate) -> Result<Vec<pb::ComplianceCheck>, DomainError> {
-    use chrono::Datelike;
     use crate::training::TrainingAudience as A;
+    use chrono::Datelike;
     if app.config.node.level != crate::config::Level::Province {
         return Ok(Vec::new());
     }
     let mut held: BTreeMap<i32, BTreeSet<String>> = BTreeMap::new();
     store::scan_json::<TrainingView>(&*app.store, "train/", |training| {
         for audience in training.audiences {
-            held.entry(training.date.year()).or_default().insert(format!("{audience:?}"));
+            held.entry(training.date.year()).or_default().insert(kebab(&format!("{audience:?}")));
         }
     })?;
-    let needed = [A::VolunteerWorkers, A::OrganisationHeads, A::Volunteers].map(|a| format!("{a:?}"));
+    let needed = [A::VolunteerWorkers, A::OrganisationHeads, A::Volunteers].map(|a| kebab(&format!("{a:?}")));
     let today = wire::today_china();
     let mut checks = Vec::new();
     for year in start.year()..=end.year().min(today.year()) {
@@ -690,7 +728,7 @@ fn compliance(app: &App, start: NaiveDate, end: NaiveDate) -> Result<Vec<pb::Com
             detail: if missing.is_empty() {
                 "trainings held for all three audiences".into()
             } else {
-                format!("no training yet for {missing:?}")
+                format!("no training yet for {}", missing.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "))
             },
         });
     }
@@ -723,6 +761,29 @@ pub fn list(store: &dyn Store, caller: &Caller) -> Result<Vec<pb::Plan>, DomainE
     Ok(presented)
 }
 
+/// True if `child` has a plan or a closing waiting (a cheap read before a write is queued).
+pub fn has_deliveries(store: &dyn Store, child: DivisionCode) -> Result<bool, DomainError> {
+    let mut open = Vec::new();
+    store.scan(b"plan_open/", None, &mut |key, _| {
+        open.push(String::from_utf8_lossy(&key[b"plan_open/".len()..]).into_owned());
+        std::ops::ControlFlow::Continue(())
+    })?;
+    for id in open {
+        let Some(machine) = store::get_json::<Machine>(store, machine_key(&id).as_bytes())? else { continue };
+        if !machine.passes_down() {
+            continue;
+        }
+        let delivered = store.get(format!("plan_dlv/{id}/{child}").as_bytes())?.is_some();
+        let closed = machine.state() == pb::PlanState::Closed;
+        if (!delivered && !closed)
+            || (delivered && closed && store.get(format!("plan_cls/{id}/{child}").as_bytes())?.is_none())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,25 +800,4 @@ mod tests {
         let after = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
         assert_eq!(status_of(100, 99, start, end, after, 0.5), pb::TargetStatus::Overdue);
     }
-}
-
-/// True if `child` has a plan or a closing waiting (a cheap read before a write is queued).
-pub fn has_deliveries(store: &dyn Store, child: DivisionCode) -> Result<bool, DomainError> {
-    let mut open = Vec::new();
-    store.scan(b"plan_open/", None, &mut |key, _| {
-        open.push(String::from_utf8_lossy(&key[b"plan_open/".len()..]).into_owned());
-        std::ops::ControlFlow::Continue(())
-    })?;
-    for id in open {
-        let Some(machine) = store::get_json::<Machine>(store, machine_key(&id).as_bytes())? else { continue };
-        if !machine.passes_down() {
-            continue;
-        }
-        let delivered = store.get(format!("plan_dlv/{id}/{child}").as_bytes())?.is_some();
-        let closed = machine.state() == pb::PlanState::Closed;
-        if (!delivered && !closed) || (delivered && closed && store.get(format!("plan_cls/{id}/{child}").as_bytes())?.is_none()) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }

@@ -21,13 +21,11 @@ use crate::app::App;
 use crate::audit::{self, AuditContext};
 use crate::auth::Caller;
 use crate::config::Config;
+use crate::service::campaign::CampaignApi;
 use crate::service::certificate::CertificateApi;
 use crate::service::federation::FederationApi;
-use crate::service::campaign::CampaignApi;
-use crate::service::plan::PlanApi;
-use ecovol_proto::v1::campaign_service_server::CampaignServiceServer;
-use ecovol_proto::v1::plan_service_server::PlanServiceServer;
 use crate::service::hours::ServiceRecordApi;
+use crate::service::plan::PlanApi;
 use crate::service::recognition::RecognitionApi;
 use crate::service::stats::StatsApi;
 use crate::service::supervision::SupervisionApi;
@@ -35,8 +33,10 @@ use crate::service::{
     account::AccountApi, audit::AuditApi, node::NodeApi, project::ProjectApi, signup::SignUpApi, site::SiteApi,
     team::TeamApi, volunteer::VolunteerApi,
 };
+use ecovol_proto::v1::campaign_service_server::CampaignServiceServer;
 use ecovol_proto::v1::certificate_service_server::CertificateServiceServer;
 use ecovol_proto::v1::federation_service_server::FederationServiceServer;
+use ecovol_proto::v1::plan_service_server::PlanServiceServer;
 use ecovol_proto::v1::recognition_service_server::RecognitionServiceServer;
 use ecovol_proto::v1::service_record_service_server::ServiceRecordServiceServer;
 use ecovol_proto::v1::stats_service_server::StatsServiceServer;

@@ -40,7 +40,10 @@ async fn eventually_held(node: &ClusterNode, id: &str) -> pb::Campaign {
 async fn volunteer_with_hours(node: &ClusterNode, numbers: &[String], at_least: bool) -> String {
     for number in numbers {
         let profile = RecognitionServiceClient::new(node.staff())
-            .get_volunteer_profile(pb::GetVolunteerProfileRequest { volunteer_number: number.clone(), evaluations_max: 1 })
+            .get_volunteer_profile(pb::GetVolunteerProfileRequest {
+                volunteer_number: number.clone(),
+                evaluations_max: 1,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -91,7 +94,9 @@ async fn a_campaign_from_issue_to_honours_with_quotas_eligibility_and_consent() 
     assert_eq!((id.as_str(), issued.state.as_str()), ("320000-CA0001", "issued"));
 
     // The cities split their quotas among their counties and pass the campaign down.
-    for (city, quotas) in [("320100", vec![quota("320102", 1), quota("320104", 1)]), ("320200", vec![quota("320205", 1)])] {
+    for (city, quotas) in
+        [("320100", vec![quota("320102", 1), quota("320104", 1)]), ("320200", vec![quota("320205", 1)])]
+    {
         let node = cluster.node(city);
         eventually_held(node, &id).await;
         let too_many = pb::SetQuotasRequest { campaign_id: id.clone(), quotas: vec![quota(&quotas[0].region, 9)] };
@@ -108,7 +113,11 @@ async fn a_campaign_from_issue_to_honours_with_quotas_eligibility_and_consent() 
     let refused = campaigns(xuanwu).nominate(nominate(&id, &short, true)).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "under an hour: {refused:?}");
     let a = volunteer_with_hours(xuanwu, &numbers_of("320102"), true).await;
-    let staff_member = pb::NominateRequest { not_eco_system_staff: false, service_outside_job_duties: false, ..nominate(&id, &a, true) };
+    let staff_member = pb::NominateRequest {
+        not_eco_system_staff: false,
+        service_outside_job_duties: false,
+        ..nominate(&id, &a, true)
+    };
     let refused = campaigns(xuanwu).nominate(staff_member).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     let fields = ecovol_tests::violated_fields(&refused);
@@ -131,7 +140,8 @@ async fn a_campaign_from_issue_to_honours_with_quotas_eligibility_and_consent() 
     // The cities review what their counties sent.
     cluster.wait_delivered(DELIVERY).await.unwrap();
     let nanjing = cluster.node("320100");
-    let held = campaigns(nanjing).get_campaign(pb::CampaignRequest { campaign_id: id.clone() }).await.unwrap().into_inner();
+    let held =
+        campaigns(nanjing).get_campaign(pb::CampaignRequest { campaign_id: id.clone() }).await.unwrap().into_inner();
     assert_eq!(held.nominations.len(), 2);
     let id_of = |nominations: &[pb::Nomination], home: &str| {
         nominations.iter().find(|n| n.home == home).map(|n| n.nomination_id.clone()).unwrap()
@@ -145,9 +155,13 @@ async fn a_campaign_from_issue_to_honours_with_quotas_eligibility_and_consent() 
     };
     campaigns(nanjing).review(review(&nomination_a, true)).await.unwrap();
     campaigns(nanjing).review(review(&nomination_b, false)).await.unwrap();
-    assert_eq!(campaigns(nanjing).review(review(&nomination_b, true)).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        campaigns(nanjing).review(review(&nomination_b, true)).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
     let wuxi = cluster.node("320200");
-    let held = campaigns(wuxi).get_campaign(pb::CampaignRequest { campaign_id: id.clone() }).await.unwrap().into_inner();
+    let held =
+        campaigns(wuxi).get_campaign(pb::CampaignRequest { campaign_id: id.clone() }).await.unwrap().into_inner();
     let nomination_c = id_of(&held.nominations, "320205");
     campaigns(wuxi).review(review(&nomination_c, true)).await.unwrap();
     cluster.wait_delivered(DELIVERY).await.unwrap();
@@ -155,11 +169,8 @@ async fn a_campaign_from_issue_to_honours_with_quotas_eligibility_and_consent() 
     // The province sees the reviewed nominations; names travel only with consent.
     let at_province =
         campaigns(province).get_campaign(pb::CampaignRequest { campaign_id: id.clone() }).await.unwrap().into_inner();
-    let status: Vec<(String, String, bool)> = at_province
-        .nominations
-        .iter()
-        .map(|n| (n.home.clone(), n.status.clone(), !n.name.is_empty()))
-        .collect();
+    let status: Vec<(String, String, bool)> =
+        at_province.nominations.iter().map(|n| (n.home.clone(), n.status.clone(), !n.name.is_empty())).collect();
     let expected = [("320102", "endorsed", true), ("320104", "rejected", false), ("320205", "endorsed", true)];
     let expected: Vec<(String, String, bool)> =
         expected.iter().map(|(home, status, named)| (home.to_string(), status.to_string(), *named)).collect();
@@ -175,18 +186,27 @@ async fn a_campaign_from_issue_to_honours_with_quotas_eligibility_and_consent() 
         campaigns(province).select(select(vec![nomination_b.clone()])).await.unwrap_err().code(),
         Code::FailedPrecondition
     );
-    assert_eq!(campaigns(nanjing).select(select(vec![nomination_a.clone()])).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        campaigns(nanjing).select(select(vec![nomination_a.clone()])).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
     campaigns(province).select(select(vec![nomination_a.clone(), nomination_c.clone()])).await.unwrap();
     for (node, volunteer) in [(xuanwu, &a), (xishan, &c)] {
         let deadline = tokio::time::Instant::now() + DELIVERY;
         loop {
             let profile = RecognitionServiceClient::new(node.staff())
-                .get_volunteer_profile(pb::GetVolunteerProfileRequest { volunteer_number: volunteer.clone(), evaluations_max: 1 })
+                .get_volunteer_profile(pb::GetVolunteerProfileRequest {
+                    volunteer_number: volunteer.clone(),
+                    evaluations_max: 1,
+                })
                 .await
                 .unwrap()
                 .into_inner();
             if let Some(honour) = profile.honours.first() {
-                assert_eq!((honour.campaign_id.as_str(), honour.awarded_by.as_str(), honour.edition), (id.as_str(), "320000", 1));
+                assert_eq!(
+                    (honour.campaign_id.as_str(), honour.awarded_by.as_str(), honour.edition),
+                    (id.as_str(), "320000", 1)
+                );
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "{}: no honour for {volunteer}", node.code);

@@ -68,18 +68,18 @@ fn every_node_config_under_deploy_loads() {
         let code = config.node.code.clone();
         // A node serving beyond loopback has office TLS (the loader insists), and every node in a federation
         // names its own certificate and key, by its own code, in the layout the manifests mount.
-        if let Some(federation) = &config.federation {
-            if !shown.starts_with("deploy/node.example.toml") {
-                for (key, file) in [("cert_file", &federation.cert_file), ("key_file", &federation.key_file)] {
-                    let name = file.file_name().unwrap().to_string_lossy().to_string();
-                    assert!(name.starts_with(&code), "{shown}: federation.{key} {name} is not this node's ({code})");
-                }
-                assert_eq!(
-                    federation.parent.is_empty(),
-                    config.node.level == ecovol_node::config::Level::Province,
-                    "{shown}: only the province has no parent"
-                );
+        if let Some(federation) = &config.federation
+            && shown != "deploy/node.example.toml"
+        {
+            for (key, file) in [("cert_file", &federation.cert_file), ("key_file", &federation.key_file)] {
+                let name = file.file_name().unwrap().to_string_lossy().to_string();
+                assert!(name.starts_with(&code), "{shown}: federation.{key} {name} is not this node's ({code})");
             }
+            assert_eq!(
+                federation.parent.is_empty(),
+                config.node.level == ecovol_node::config::Level::Province,
+                "{shown}: only the province has no parent"
+            );
         }
         if shown.starts_with("deploy/compose/") || shown.starts_with("deploy/kubernetes/") {
             assert_eq!(config.store.path, Path::new("/var/lib/ecovol/data"), "{shown}: the image's data volume");

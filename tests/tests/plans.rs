@@ -38,7 +38,13 @@ fn region(code: &str, value: u64) -> pb::RegionValue {
 
 fn task(id: &str, owner: pb::Department) -> pb::PlanTask {
     let due = (ecovol_node::wire::today_china() + Span::days(20)).to_string();
-    pb::PlanTask { task_id: id.into(), title: format!("任务 {id}"), owner: owner as i32, due_date: due, ..Default::default() }
+    pb::PlanTask {
+        task_id: id.into(),
+        title: format!("任务 {id}"),
+        owner: owner as i32,
+        due_date: due,
+        ..Default::default()
+    }
 }
 
 /// Waits until `node` holds plan `id` in `state`.
@@ -61,7 +67,10 @@ fn draft_request() -> pb::DraftPlanRequest {
         period_start,
         period_end,
         lead_departments: vec![department(pb::Department::EcologyBureau)],
-        participating_departments: vec![department(pb::Department::EcologyBureau), department(pb::Department::CivilAffairs)],
+        participating_departments: vec![
+            department(pb::Department::EcologyBureau),
+            department(pb::Department::CivilAffairs),
+        ],
         areas: vec![pb::CooperationArea::ProjectCultivation as i32, pb::CooperationArea::TeamBuilding as i32],
         metrics: vec![
             pb::MetricTarget {
@@ -177,8 +186,12 @@ async fn a_plan_reaches_every_county_once_and_progress_comes_back_to_the_issuer(
     let view = plans(province, &ecology).get_plan(pb::PlanRequest { plan_id: id.clone() }).await.unwrap().into_inner();
     let adopted: Vec<&str> = view.adoptions.iter().map(|a| a.region.as_str()).collect();
     assert_eq!(adopted, ["320100", "320102", "320104", "320200", "320205", "320206"]);
-    let reports: Vec<(&str, &str, u32)> =
-        view.tasks.iter().filter(|t| t.percent > 0).map(|t| (t.region.as_str(), t.task_id.as_str(), t.percent)).collect();
+    let reports: Vec<(&str, &str, u32)> = view
+        .tasks
+        .iter()
+        .filter(|t| t.percent > 0)
+        .map(|t| (t.region.as_str(), t.task_id.as_str(), t.percent))
+        .collect();
     assert_eq!(
         reports,
         [("320102", "county-320102", 50), ("320104", "county-320104", 50), ("320205", "county-320205", 50)]
@@ -244,17 +257,19 @@ async fn only_legal_transitions_by_the_right_departments() {
     let broken = pb::DraftPlanRequest {
         period_end: "2020-01-01".into(),
         lead_departments: vec![department(pb::Department::CivilAffairs)],
-        metrics: vec![pb::MetricTarget {
-            target_id: "x y".into(),
-            metric: 0,
-            per_region: vec![region("330100", 1)],
-        }],
+        metrics: vec![pb::MetricTarget { target_id: "x y".into(), metric: 0, per_region: vec![region("330100", 1)] }],
         ..draft_request()
     };
     let refused = plans(province, &ecology).draft_plan(broken).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     let fields = ecovol_tests::violated_fields(&refused);
-    for field in ["period_end", "lead_departments", "metrics[0].target_id", "metrics[0].metric", "metrics[0].per_region[0].region"] {
+    for field in [
+        "period_end",
+        "lead_departments",
+        "metrics[0].target_id",
+        "metrics[0].metric",
+        "metrics[0].per_region[0].region",
+    ] {
         assert!(fields.iter().any(|f| f == field), "{field} missing in {fields:?}");
     }
     let id = plans(province, &ecology).draft_plan(draft_request()).await.unwrap().into_inner().plan.unwrap().plan_id;
@@ -278,7 +293,12 @@ async fn only_legal_transitions_by_the_right_departments() {
     // The issuer does not adopt its own plan; a task is reported by its owner department only.
     let adopt = pb::AdoptPlanRequest { plan_id: id.clone(), ..Default::default() };
     assert_eq!(plans(province, &ecology).adopt_plan(adopt).await.unwrap_err().code(), Code::FailedPrecondition);
-    let report = |percent| pb::ReportTaskRequest { plan_id: id.clone(), task_id: "platform".into(), percent, note: String::new() };
+    let report = |percent| pb::ReportTaskRequest {
+        plan_id: id.clone(),
+        task_id: "platform".into(),
+        percent,
+        note: String::new(),
+    };
     assert_eq!(plans(province, &ecology).report_task(report(30)).await.unwrap_err().code(), Code::PermissionDenied);
     assert_eq!(plans(province, &civil).report_task(report(130)).await.unwrap_err().code(), Code::InvalidArgument);
     plans(province, &civil).report_task(report(30)).await.unwrap();
@@ -291,14 +311,20 @@ async fn only_legal_transitions_by_the_right_departments() {
     assert_eq!(plans(province, &ecology).close_plan(close()).await.unwrap_err().code(), Code::FailedPrecondition);
     assert_eq!(plans(province, &civil).report_task(report(40)).await.unwrap_err().code(), Code::FailedPrecondition);
     // Every transition is in the audit trail with its account.
-    let trail = ecovol_proto::v1::audit_service_client::AuditServiceClient::new(province.authed(&province.tokens.auditor))
-        .list_audit_entries(pb::ListAuditEntriesRequest { page_size: 200, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    let operations: Vec<&str> =
-        trail.entries.iter().filter(|e| e.target == id).map(|e| e.operation.as_str()).collect();
-    for operation in ["PlanService/DraftPlan", "PlanService/SubmitPlan", "PlanService/SignPlan", "PlanService/IssuePlan", "PlanService/ClosePlan"] {
+    let trail =
+        ecovol_proto::v1::audit_service_client::AuditServiceClient::new(province.authed(&province.tokens.auditor))
+            .list_audit_entries(pb::ListAuditEntriesRequest { page_size: 200, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+    let operations: Vec<&str> = trail.entries.iter().filter(|e| e.target == id).map(|e| e.operation.as_str()).collect();
+    for operation in [
+        "PlanService/DraftPlan",
+        "PlanService/SubmitPlan",
+        "PlanService/SignPlan",
+        "PlanService/IssuePlan",
+        "PlanService/ClosePlan",
+    ] {
         assert!(operations.contains(&operation), "{operation} not audited: {operations:?}");
     }
     cluster.shutdown().await.unwrap();

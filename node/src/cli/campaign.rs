@@ -6,17 +6,12 @@
 //! Every answer of the node is the campaign as this node holds it, with the nominations that reached it; every
 //! command prints it the same way as `campaign show`.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use chrono::NaiveDate;
 use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::campaign_service_client::CampaignServiceClient;
 use serde_json::Value;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::connection::{ConnectionArgs, Credentials};
+use super::connection::ConnectionArgs;
 use super::console::{Console, Record, optional};
 use super::failure::Failure;
 
@@ -190,77 +185,10 @@ pub struct SelectArgs {
 
 // ----- reaching the node -----
 
-type Client = CampaignServiceClient<InterceptedService<Channel, Credentials>>;
+type Client = CampaignServiceClient<super::connection::Authenticated>;
 
-/// How long to wait for the TCP (and TLS) connection before giving up (as `connection::Node`).
-const CONNECT_TIMEOUT_MS: u64 = 5_000;
-/// How long one call may take before it is abandoned (as `connection::Node`).
-const CALL_TIMEOUT_MS: u64 = 60_000;
-
-/// A `CampaignService` client of `--node`, the way `connection::Node::connect` makes its clients. It is built here
-/// because `Node` does not (yet) offer a campaign client and its channel is private to `connection`; once it
-/// does, this (and the same function in `plan`) goes.
 async fn connect(args: &ConnectionArgs, console: &mut Console<'_>) -> Result<Client, Failure> {
-    let credentials = Credentials::new(args.token.as_deref())?;
-    let mut endpoint = Endpoint::from_shared(args.node.clone())
-        .map_err(|error| {
-            Failure::Usage(format!("--node {} is not a URL like http://127.0.0.1:7070 ({error})", args.node))
-        })?
-        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-        .timeout(Duration::from_millis(CALL_TIMEOUT_MS));
-    if args.node.to_ascii_lowercase().starts_with("https://") {
-        let read = |flag: &str, path: &PathBuf| {
-            std::fs::read(path).map_err(|error| Failure::Usage(format!("--{flag} {}: {error}", path.display())))
-        };
-        let ca = args.ca.as_ref().ok_or_else(|| {
-            Failure::Usage(format!(
-                "--node {} uses TLS: give the CA certificate that signed the node's certificate with --ca FILE (or \
-                 ECOVOL_CA)",
-                args.node
-            ))
-        })?;
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("ca", ca)?));
-        if let Some(domain) = &args.domain {
-            tls = tls.domain_name(domain.clone());
-        }
-        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-            tls = tls.identity(Identity::from_pem(read("cert", cert)?, read("key", key)?));
-        }
-        endpoint = endpoint.tls_config(tls).map_err(|error| Failure::Usage(format!("TLS settings: {error}")))?;
-    } else {
-        if args.ca.is_some() {
-            console.note(&format!(
-                "note: --ca is ignored: {} is not https://, the connection is not encrypted",
-                args.node
-            ));
-        }
-        if args.domain.is_some() {
-            console.note("note: --domain is ignored without https://");
-        }
-        if args.cert.is_some() {
-            return Err(Failure::Usage("--cert signs in over TLS only: use --node https://… with --ca".into()));
-        }
-    }
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|error| Failure::Unreachable { node: args.node.clone(), detail: error_chain(&error) })?;
-    Ok(CampaignServiceClient::new(InterceptedService::new(channel, credentials)))
-}
-
-/// An error with its causes (tonic's own message is often just "transport error").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    Ok(super::connection::Node::connect(args, console).await?.campaigns())
 }
 
 // ----- what is printed -----

@@ -92,7 +92,7 @@ impl Interceptor for Credentials {
     }
 }
 
-type Authenticated = InterceptedService<Channel, Credentials>;
+pub type Authenticated = InterceptedService<Channel, Credentials>;
 
 /// The clients of one invocation, sharing one channel.
 pub struct Node {
@@ -211,6 +211,14 @@ impl Node {
 
     pub fn recognition(&self) -> ecovol_proto::v1::recognition_service_client::RecognitionServiceClient<Authenticated> {
         ecovol_proto::v1::recognition_service_client::RecognitionServiceClient::new(self.authenticated())
+    }
+
+    pub fn plans(&self) -> ecovol_proto::v1::plan_service_client::PlanServiceClient<Authenticated> {
+        ecovol_proto::v1::plan_service_client::PlanServiceClient::new(self.authenticated())
+    }
+
+    pub fn campaigns(&self) -> ecovol_proto::v1::campaign_service_client::CampaignServiceClient<Authenticated> {
+        ecovol_proto::v1::campaign_service_client::CampaignServiceClient::new(self.authenticated())
     }
 }
 

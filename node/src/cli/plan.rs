@@ -10,18 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use ecovol_proto::v1 as pb;
-use ecovol_proto::v1::plan_service_client::PlanServiceClient;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::connection::{ConnectionArgs, Credentials};
+use super::connection::ConnectionArgs;
 use super::console::{Console, Record, name, optional, timestamp};
 use super::failure::Failure;
 use super::project::printed;
@@ -448,73 +444,10 @@ pub struct CloseArgs {
 
 // ----- connecting -----
 
-type Client = PlanServiceClient<InterceptedService<Channel, Credentials>>;
+type Client = ecovol_proto::v1::plan_service_client::PlanServiceClient<super::connection::Authenticated>;
 
-/// How long to wait for the TCP (and TLS) connection before giving up (as `connection::Node`).
-const CONNECT_TIMEOUT_MS: u64 = 5_000;
-/// How long one call may take before it is abandoned (as `connection::Node`).
-const CALL_TIMEOUT_MS: u64 = 60_000;
-
-/// A `PlanService` client of `--node`, the way `connection::Node::connect` makes its clients. It is built here
-/// because `Node` does not (yet) offer a plan client and its channel is private to `connection`.
 async fn connect(args: &ConnectionArgs, console: &mut Console<'_>) -> Result<Client, Failure> {
-    let credentials = Credentials::new(args.token.as_deref())?;
-    let mut endpoint = Endpoint::from_shared(args.node.clone())
-        .map_err(|error| {
-            Failure::Usage(format!("--node {} is not a URL like http://127.0.0.1:7070 ({error})", args.node))
-        })?
-        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-        .timeout(Duration::from_millis(CALL_TIMEOUT_MS));
-    if args.node.to_ascii_lowercase().starts_with("https://") {
-        let read = |flag: &str, path: &PathBuf| {
-            std::fs::read(path).map_err(|error| Failure::Usage(format!("--{flag} {}: {error}", path.display())))
-        };
-        let ca = args.ca.as_ref().ok_or_else(|| {
-            Failure::Usage(format!(
-                "--node {} uses TLS: give the CA certificate that signed the node's certificate with --ca FILE (or \
-                 ECOVOL_CA)",
-                args.node
-            ))
-        })?;
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("ca", ca)?));
-        if let Some(domain) = &args.domain {
-            tls = tls.domain_name(domain.clone());
-        }
-        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-            tls = tls.identity(Identity::from_pem(read("cert", cert)?, read("key", key)?));
-        }
-        endpoint = endpoint.tls_config(tls).map_err(|error| Failure::Usage(format!("TLS settings: {error}")))?;
-    } else {
-        if args.ca.is_some() {
-            console.note(&format!(
-                "note: --ca is ignored: {} is not https://, the connection is not encrypted",
-                args.node
-            ));
-        }
-        if args.cert.is_some() {
-            return Err(Failure::Usage("--cert signs in over TLS only: use --node https://… with --ca".into()));
-        }
-    }
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|error| Failure::Unreachable { node: args.node.clone(), detail: error_chain(&error) })?;
-    Ok(PlanServiceClient::new(InterceptedService::new(channel, credentials)))
-}
-
-/// An error with its causes (tonic's own message is often just "transport error").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    Ok(super::connection::Node::connect(args, console).await?.plans())
 }
 
 // ----- what is printed -----
@@ -769,85 +702,121 @@ fn next_step(command: &str, plan: &pb::Plan) -> Option<String> {
 
 // ----- running -----
 
+/// An adoption file as read: where it is and its text (to point at a line), and what it says.
+struct Adoption {
+    path: PathBuf,
+    text: String,
+    file: AdoptionFile,
+}
+
+/// A command with its files read and checked: whatever can be found wrong without the node is found first.
+enum Call {
+    Draft(pb::DraftPlanRequest),
+    Submit(pb::PlanRequest),
+    Sign(pb::PlanRequest),
+    Return(pb::ReturnPlanRequest),
+    Issue(pb::PlanRequest),
+    Adopt(pb::PlanRequest, Option<Adoption>),
+    Report(pb::ReportTaskRequest),
+    Close(pb::ClosePlanRequest),
+    Show(pb::PlanRequest),
+    List,
+}
+
+impl Call {
+    fn prepare(command: PlanCommand) -> Result<Call, Failure> {
+        let plan = |plan_id: String| pb::PlanRequest { plan_id };
+        Ok(match command {
+            PlanCommand::Draft(args) => {
+                let text = read_text(&args.file)?;
+                Call::Draft(parse::<PlanFile>(&args.file, &text)?.request(args.plan_id.unwrap_or_default()))
+            }
+            PlanCommand::Submit(args) => Call::Submit(plan(args.plan_id)),
+            PlanCommand::Sign(args) => Call::Sign(plan(args.plan_id)),
+            PlanCommand::Return(args) => {
+                Call::Return(pb::ReturnPlanRequest { plan_id: args.plan_id, comment: args.comment })
+            }
+            PlanCommand::Issue(args) => Call::Issue(plan(args.plan_id)),
+            PlanCommand::Adopt(args) => {
+                let adoption = match args.file {
+                    None => None,
+                    Some(path) => {
+                        let text = read_text(&path)?;
+                        let file = parse::<AdoptionFile>(&path, &text)?;
+                        Some(Adoption { path, text, file })
+                    }
+                };
+                Call::Adopt(plan(args.plan_id), adoption)
+            }
+            PlanCommand::Report(args) => Call::Report(pb::ReportTaskRequest {
+                plan_id: args.plan_id,
+                task_id: args.task_id,
+                percent: args.percent,
+                note: args.note,
+            }),
+            PlanCommand::Close(args) => {
+                Call::Close(pb::ClosePlanRequest { plan_id: args.plan_id, evaluation: args.evaluation })
+            }
+            PlanCommand::Show(args) => Call::Show(plan(args.plan_id)),
+            PlanCommand::List => Call::List,
+        })
+    }
+
+    /// The command's word, as `next_step` knows it.
+    fn verb(&self) -> &'static str {
+        match self {
+            Call::Draft(_) => "draft",
+            Call::Submit(_) => "submit",
+            Call::Sign(_) => "sign",
+            Call::Return(_) => "return",
+            Call::Issue(_) => "issue",
+            Call::Adopt(..) => "adopt",
+            Call::Report(_) => "report",
+            Call::Close(_) => "close",
+            Call::Show(_) => "show",
+            Call::List => "list",
+        }
+    }
+}
+
 pub async fn run(command: PlanCommand, connection: &ConnectionArgs, console: &mut Console<'_>) -> Result<(), Failure> {
-    // Files are read before connecting: a mistake in them is found without a node.
-    let (verb, draft, adoption) = match &command {
-        PlanCommand::Draft(args) => {
-            let text = read_text(&args.file)?;
-            ("draft", Some(parse::<PlanFile>(&args.file, &text)?), None)
-        }
-        PlanCommand::Adopt(AdoptArgs { file: Some(path), .. }) => {
-            let text = read_text(path)?;
-            let file = parse::<AdoptionFile>(path, &text)?;
-            ("adopt", None, Some((path.clone(), text, file)))
-        }
-        PlanCommand::Submit(_) => ("submit", None, None),
-        PlanCommand::Sign(_) => ("sign", None, None),
-        PlanCommand::Return(_) => ("return", None, None),
-        PlanCommand::Issue(_) => ("issue", None, None),
-        PlanCommand::Adopt(_) => ("adopt", None, None),
-        PlanCommand::Report(_) => ("report", None, None),
-        PlanCommand::Close(_) => ("close", None, None),
-        PlanCommand::Show(_) => ("show", None, None),
-        PlanCommand::List => ("list", None, None),
-    };
+    let call = Call::prepare(command)?;
+    let verb = call.verb();
     let mut client = connect(connection, console).await?;
-    let response = match command {
-        PlanCommand::List => {
+    let response = match call {
+        Call::List => {
             let plans = client.list_plans(pb::ListPlansRequest {}).await?.into_inner().plans;
             let records: Vec<Record> = plans.iter().map(list_record).collect();
             console.list("plans", &records, LIST_COLUMNS, "");
             return Ok(());
         }
-        PlanCommand::Draft(args) => {
-            let file = draft.unwrap_or_else(|| unreachable!("read above"));
-            client.draft_plan(file.request(args.plan_id.unwrap_or_default())).await?
+        Call::Draft(request) => client.draft_plan(request).await?,
+        Call::Submit(request) => client.submit_plan(request).await?,
+        Call::Sign(request) => client.sign_plan(request).await?,
+        Call::Return(request) => client.return_plan(request).await?,
+        Call::Issue(request) => client.issue_plan(request).await?,
+        Call::Adopt(request, None) => {
+            client.adopt_plan(pb::AdoptPlanRequest { plan_id: request.plan_id, ..Default::default() }).await?
         }
-        PlanCommand::Submit(args) => client.submit_plan(pb::PlanRequest { plan_id: args.plan_id }).await?,
-        PlanCommand::Sign(args) => client.sign_plan(pb::PlanRequest { plan_id: args.plan_id }).await?,
-        PlanCommand::Return(args) => {
-            client.return_plan(pb::ReturnPlanRequest { plan_id: args.plan_id, comment: args.comment }).await?
+        Call::Adopt(request, Some(adoption)) => {
+            // A split names a target of the plan by id; its metric comes from the plan as received.
+            let plan = client.get_plan(request).await?.into_inner().plan.unwrap_or_default();
+            client.adopt_plan(adopt_request(&plan, &adoption.path, &adoption.text, &adoption.file)?).await?
         }
-        PlanCommand::Issue(args) => client.issue_plan(pb::PlanRequest { plan_id: args.plan_id }).await?,
-        PlanCommand::Adopt(args) => {
-            let request = match adoption {
-                None => pb::AdoptPlanRequest { plan_id: args.plan_id, ..Default::default() },
-                Some((path, text, file)) => {
-                    let plan = client
-                        .get_plan(pb::PlanRequest { plan_id: args.plan_id.clone() })
-                        .await?
-                        .into_inner()
-                        .plan
-                        .unwrap_or_default();
-                    adopt_request(&plan, &path, &text, &file)?
-                }
-            };
-            client.adopt_plan(request).await?
-        }
-        PlanCommand::Report(args) => {
-            client
-                .report_task(pb::ReportTaskRequest {
-                    plan_id: args.plan_id,
-                    task_id: args.task_id,
-                    percent: args.percent,
-                    note: args.note,
-                })
-                .await?
-        }
-        PlanCommand::Close(args) => {
-            client.close_plan(pb::ClosePlanRequest { plan_id: args.plan_id, evaluation: args.evaluation }).await?
-        }
-        PlanCommand::Show(args) => client.get_plan(pb::PlanRequest { plan_id: args.plan_id }).await?,
+        Call::Report(request) => client.report_task(request).await?,
+        Call::Close(request) => client.close_plan(request).await?,
+        Call::Show(request) => client.get_plan(request).await?,
     }
     .into_inner();
+    let show = verb == "show";
     if console.is_json() {
         console.json(&response_json(&response));
-    } else if verb == "show" {
+    } else if show {
         print_show(console, &response);
     } else {
         print_plan(console, &response, false);
     }
-    if verb == "show" {
+    if show {
         for note in stale_notes(&response) {
             console.note(&note);
         }

@@ -420,8 +420,13 @@ mod tests {
 
     #[test]
     fn notices_route_through_the_gb_t_2260_tree_and_listed_children() {
-        let province =
-            Router { code: code("320000"), level: CertifyingLevel::Province, top: true, parent: None, listed_children: vec![] };
+        let province = Router {
+            code: code("320000"),
+            level: CertifyingLevel::Province,
+            top: true,
+            parent: None,
+            listed_children: vec![],
+        };
         assert_eq!(province.route(code("320102")), Some(code("320100")));
         assert_eq!(province.route(code("320100")), Some(code("320100")));
         assert_eq!(province.route(code("330102")), None, "outside the territory");

@@ -181,12 +181,8 @@ pub fn get(
             *slot = record.newest_entry;
         }
     })?;
-    let status: BTreeMap<DivisionCode, ecovol_coordinator::completeness::ChildStatus> = app
-        .federation
-        .children_status()
-        .into_iter()
-        .map(|child| (child.child, child))
-        .collect();
+    let status: BTreeMap<DivisionCode, ecovol_coordinator::completeness::ChildStatus> =
+        app.federation.children_status().into_iter().map(|child| (child.child, child)).collect();
     let freshness = |part: DivisionCode| -> Option<pb::Freshness> {
         if part == own {
             return None;

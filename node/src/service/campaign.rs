@@ -47,7 +47,10 @@ impl CampaignService for CampaignApi {
         self.answer(caller, issued.campaign_id).await
     }
 
-    async fn set_quotas(&self, request: Request<pb::SetQuotasRequest>) -> Result<Response<pb::CampaignResponse>, Status> {
+    async fn set_quotas(
+        &self,
+        request: Request<pb::SetQuotasRequest>,
+    ) -> Result<Response<pb::CampaignResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
         let id = request.campaign_id.clone();
@@ -107,7 +110,10 @@ impl CampaignService for CampaignApi {
         self.answer(caller, id).await
     }
 
-    async fn get_campaign(&self, request: Request<pb::CampaignRequest>) -> Result<Response<pb::CampaignResponse>, Status> {
+    async fn get_campaign(
+        &self,
+        request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::CampaignResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         self.answer(caller, request.into_inner().campaign_id).await
     }

@@ -17,9 +17,17 @@ pub struct PlanApi {
 
 impl PlanApi {
     /// Runs a plan transition as one audited write and answers the plan with its progress.
-    async fn transition<F>(&self, request_caller: crate::auth::Caller, operation: &'static str, id: &str, use_case: F) -> Result<Response<pb::PlanResponse>, Status>
+    async fn transition<F>(
+        &self,
+        request_caller: crate::auth::Caller,
+        operation: &'static str,
+        id: &str,
+        use_case: F,
+    ) -> Result<Response<pb::PlanResponse>, Status>
     where
-        F: FnOnce(&mut crate::commit::Txn<'_>, &crate::auth::Caller) -> Result<pb::Plan, crate::error::DomainError> + Send + 'static,
+        F: FnOnce(&mut crate::commit::Txn<'_>, &crate::auth::Caller) -> Result<pb::Plan, crate::error::DomainError>
+            + Send
+            + 'static,
     {
         let context = AuditContext::new(&request_caller, operation, id);
         let caller = request_caller.clone();
@@ -40,7 +48,8 @@ impl PlanService for PlanApi {
         let caller = caller(&self.app, &request)?;
         let request = request.into_inner();
         let id = request.plan_id.clone();
-        self.transition(caller, "PlanService/DraftPlan", &id, move |txn, caller| plan::draft(txn, caller, request)).await
+        self.transition(caller, "PlanService/DraftPlan", &id, move |txn, caller| plan::draft(txn, caller, request))
+            .await
     }
 
     async fn submit_plan(&self, request: Request<pb::PlanRequest>) -> Result<Response<pb::PlanResponse>, Status> {
@@ -120,7 +129,10 @@ impl PlanService for PlanApi {
         Ok(Response::new(answer))
     }
 
-    async fn list_plans(&self, request: Request<pb::ListPlansRequest>) -> Result<Response<pb::ListPlansResponse>, Status> {
+    async fn list_plans(
+        &self,
+        request: Request<pb::ListPlansRequest>,
+    ) -> Result<Response<pb::ListPlansResponse>, Status> {
         let caller = caller(&self.app, &request)?;
         let plans = plan::list(&*self.app.store, &caller).map_err(status)?;
         Ok(Response::new(pb::ListPlansResponse { plans }))
