@@ -388,7 +388,7 @@ pub fn render(app: &App, metrics: &Metrics) -> String {
     let mut out = String::with_capacity(16 << 10);
     let now = Utc::now();
     let node = &app.config.node;
-    let level = crate::federation::link::status(app);
+    let links = crate::federation::link::status(app);
     let level_name = match node.level {
         crate::config::Level::Province => "province",
         crate::config::Level::City => "city",
@@ -469,7 +469,7 @@ pub fn render(app: &App, metrics: &Metrics) -> String {
     );
 
     let outbox = app.committer.outbox();
-    let linked = level.uplink.is_some();
+    let linked = links.uplink.is_some();
     family(
         &mut out,
         "ecovol_outbox_backlog_entries",
@@ -491,7 +491,7 @@ pub fn render(app: &App, metrics: &Metrics) -> String {
         "1 while the backlog is at its cap and new changes are refused.",
         &[(String::new(), if linked && outbox.alarm() { 1.0 } else { 0.0 })],
     );
-    if let Some(uplink) = &level.uplink {
+    if let Some(uplink) = &links.uplink {
         let parent = format!("parent=\"{}\"", label(&uplink.parent_code));
         family(
             &mut out,
@@ -516,7 +516,7 @@ pub fn render(app: &App, metrics: &Metrics) -> String {
     let mut stale = Vec::new();
     let mut backlog = Vec::new();
     let mut applied = Vec::new();
-    for status in &level.children {
+    for status in &links.children {
         if let Some(last) = status.last_contact.as_ref().and_then(crate::wire::from_timestamp) {
             contact.push((child(&status.code), (now - last).num_milliseconds() as f64 / 1000.0));
         }
