@@ -223,7 +223,7 @@ impl Node {
 }
 
 /// An error with its causes, `outer: inner: root` (tonic's own message is often just "transport error").
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

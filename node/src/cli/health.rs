@@ -11,6 +11,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use super::connection::ConnectionArgs;
+use super::connection::chain;
 use super::console::Console;
 use super::failure::Failure;
 
@@ -84,21 +85,6 @@ fn endpoint(connection: &ConnectionArgs, timeout_ms: u64) -> Result<Endpoint, Fa
         tls = tls.identity(Identity::from_pem(read("cert", cert)?, read("key", key)?));
     }
     endpoint.tls_config(tls).map_err(|error| Failure::Usage(format!("TLS settings: {}", chain(&error))))
-}
-
-/// An error with its causes (tonic's own message is often just "transport error").
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
