@@ -627,15 +627,20 @@ pub fn get(app: &App, caller: &Caller, id: &str) -> Result<pb::PlanResponse, Dom
     let today = wire::today_china();
     let behind_after = app.config.plans.behind_after_fraction;
     let mut targets = Vec::new();
+    // One roll-up answer per region, however many targets name it.
+    let mut answers: BTreeMap<String, Option<pb::GetRegionStatsResponse>> = BTreeMap::new();
     for target in &plan.metrics {
         let metric = pb::PlanMetric::try_from(target.metric).unwrap_or_default();
         for value in &target.per_region {
-            let request = pb::GetRegionStatsRequest {
-                region: value.region.clone(),
-                start_date: plan.period_start.clone(),
-                end_date: plan.period_end.clone(),
-            };
-            let Ok(stats) = crate::federation::region::get(app, caller, request) else { continue };
+            let answer = answers.entry(value.region.clone()).or_insert_with(|| {
+                let request = pb::GetRegionStatsRequest {
+                    region: value.region.clone(),
+                    start_date: plan.period_start.clone(),
+                    end_date: plan.period_end.clone(),
+                };
+                crate::federation::region::get(app, caller, request).ok()
+            });
+            let Some(stats) = answer.clone() else { continue };
             let totals = stats.totals.unwrap_or_default();
             let actual = metric_value(metric, &totals);
             let freshness = stats.parts.first().and_then(|part| part.freshness);

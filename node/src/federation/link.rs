@@ -177,7 +177,7 @@ async fn uplink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
         for (origin, seq) in outbox.appended_positions() {
             uplink.appended(origin, seq);
         }
-        outbox.set_backlog(uplink.backlog_total());
+        outbox.refresh_alarm();
         let now_ms = Federation::now_ms();
         let Some(batch) = uplink.poll(now_ms) else {
             tokio::select! {

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Datelike, Utc};
 use ecovol_coordinator::region::DivisionCode;
@@ -47,7 +47,6 @@ pub struct Outbox {
     volunteer_key: hmac::Key,
     appended: Mutex<BTreeMap<DivisionCode, u64>>,
     acked: Mutex<BTreeMap<DivisionCode, u64>>,
-    backlog: AtomicU64,
     alarm: AtomicBool,
     wake: tokio::sync::Notify,
 }
@@ -63,7 +62,6 @@ impl Outbox {
             volunteer_key: hmac::Key::new(hmac::HMAC_SHA256, volunteer_key),
             appended: Mutex::new(BTreeMap::new()),
             acked: Mutex::new(BTreeMap::new()),
-            backlog: AtomicU64::new(0),
             alarm: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
         }
@@ -128,9 +126,9 @@ impl Outbox {
         self.wake.notified().await
     }
 
-    /// The uplink reports the unacknowledged entries after each exchange.
-    pub fn set_backlog(&self, backlog: u64) {
-        self.backlog.store(backlog, Ordering::Relaxed);
+    /// Raises or ends the alarm from the entries not yet acknowledged (the uplink calls it on every round).
+    pub fn refresh_alarm(&self) {
+        let backlog = self.pending();
         let alarm = backlog >= self.backlog_max;
         let was = self.alarm.swap(alarm, Ordering::Relaxed);
         if alarm && !was {
@@ -143,10 +141,6 @@ impl Outbox {
         } else if was && !alarm {
             tracing::warn!(backlog, "uplink backlog below federation.backlog_entries_max again: changes accepted");
         }
-    }
-
-    pub fn backlog(&self) -> u64 {
-        self.backlog.load(Ordering::Relaxed)
     }
 
     pub fn backlog_max(&self) -> u64 {
@@ -163,7 +157,7 @@ impl Outbox {
             return Err(DomainError::Unavailable(format!(
                 "the node holds {} changes its parent has not yet taken (federation.backlog_entries_max = {}): \
                  new changes are refused until the link to the parent works again",
-                self.backlog(),
+                self.pending(),
                 self.backlog_max
             )));
         }
