@@ -11,6 +11,10 @@
 //!
 //! Neither side stores anything: they return what the node must persist ([`Receipt::checkpoints`]) and the
 //! node reports back when it has ([`Inbox::persisted`]).
+//!
+//! Test-only fault switches ([`InboxFault`], [`UplinkFault`]) turn known protocol bugs on at run time, so the
+//! deterministic simulation (`tests/src/sim`) can show it catches them. They are off unless a test sets one;
+//! production never does, and the correct paths do not look at them beyond one `Option` test per call.
 
 use std::collections::BTreeMap;
 
@@ -131,6 +135,18 @@ pub struct Uplink {
     acked: BTreeMap<DivisionCode, u64>,
     in_flight: Option<InFlight>,
     backoff: Option<Backoff>,
+    /// Test-only mutation; `None` in production.
+    fault: Option<UplinkFault>,
+    /// Under [`UplinkFault::ForgetsResend`] only: the highest seq sent per origin, never rewound.
+    sent: BTreeMap<DivisionCode, u64>,
+}
+
+/// A known bug an [`Uplink`] can be told to have, for mutation tests of the simulation. Test-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UplinkFault {
+    /// Sends from a "sent up to" cursor that a lost connection or an ack timeout does not rewind, so the
+    /// entries of a lost batch are never sent again (breaks REP-2).
+    ForgetsResend,
 }
 
 impl Uplink {
@@ -152,7 +168,14 @@ impl Uplink {
             let a = appended.entry(*origin).or_insert(0);
             *a = (*a).max(*seq);
         }
-        Uplink { config, appended, acked, in_flight: None, backoff: None }
+        Uplink { config, appended, acked, in_flight: None, backoff: None, fault: None, sent: BTreeMap::new() }
+    }
+
+    /// Test-only: gives this uplink a known bug (see [`UplinkFault`]); `None` removes it. Never called in
+    /// production.
+    pub fn set_fault(&mut self, fault: Option<UplinkFault>) {
+        self.fault = fault;
+        self.sent.clear();
     }
 
     /// The limits this uplink runs with.
@@ -229,13 +252,21 @@ impl Uplink {
             if budget == 0 {
                 break;
             }
-            let from_seq = self.acked.get(origin).copied().unwrap_or(0) + 1;
+            let mut from_seq = self.acked.get(origin).copied().unwrap_or(0) + 1;
+            if self.fault == Some(UplinkFault::ForgetsResend) {
+                from_seq = from_seq.max(self.sent.get(origin).copied().unwrap_or(0) + 1);
+            }
             if from_seq > *appended {
                 continue;
             }
             let to_seq = (*appended).min(from_seq + budget - 1);
             budget -= to_seq - from_seq + 1;
             ranges.push(SeqRange { origin: *origin, from_seq, to_seq });
+        }
+        if self.fault == Some(UplinkFault::ForgetsResend) {
+            for range in &ranges {
+                self.sent.insert(range.origin, range.to_seq);
+            }
         }
         if ranges.is_empty() {
             self.in_flight = None;
@@ -328,6 +359,18 @@ pub struct Receipt {
 #[derive(Debug, Clone, Default)]
 pub struct Inbox {
     applied: BTreeMap<DivisionCode, u64>,
+    /// Test-only mutation; `None` in production.
+    fault: Option<InboxFault>,
+}
+
+/// A known bug an [`Inbox`] can be told to have, for mutation tests of the simulation. Test-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxFault {
+    /// Acknowledges the highest seq received per origin, also past a gap: entries it did not apply, so never
+    /// stored, are acknowledged and the child forgets them (breaks REP-1 and REP-2).
+    AcksUnapplied,
+    /// Does not skip entries it has already applied: a resent entry is applied a second time (double count).
+    ReappliesDuplicates,
 }
 
 impl Inbox {
@@ -338,7 +381,13 @@ impl Inbox {
 
     /// Rebuilds an inbox from the persisted applied position per origin.
     pub fn restore(applied: BTreeMap<DivisionCode, u64>) -> Inbox {
-        Inbox { applied }
+        Inbox { applied, fault: None }
+    }
+
+    /// Test-only: gives this inbox a known bug (see [`InboxFault`]); `None` removes it. Never called in
+    /// production.
+    pub fn set_fault(&mut self, fault: Option<InboxFault>) {
+        self.fault = fault;
     }
 
     /// Decides on a batch from `child` without changing the inbox (see [`Receipt`] for what the node does
@@ -357,6 +406,9 @@ impl Inbox {
                 return Receipt { refused: Some(Refusal::ZeroSeq { origin: e.origin }), ..Receipt::default() };
             }
         }
+        if let Some(fault) = self.fault {
+            return self.receive_with_fault(fault, entries);
+        }
         let mut receipt = Receipt::default();
         let mut position: BTreeMap<DivisionCode, u64> = BTreeMap::new();
         for e in entries {
@@ -365,6 +417,32 @@ impl Inbox {
                 *p = e.seq;
                 receipt.apply.push(*e);
                 receipt.checkpoints.insert(e.origin, e.seq);
+            }
+        }
+        receipt.acks = position;
+        receipt
+    }
+
+    /// [`receive`](Inbox::receive) with a known bug, after the AUTH-1 checks passed.
+    fn receive_with_fault(&self, fault: InboxFault, entries: &[EntryKey]) -> Receipt {
+        let mut receipt = Receipt::default();
+        let mut position: BTreeMap<DivisionCode, u64> = BTreeMap::new();
+        let mut seen: BTreeMap<DivisionCode, u64> = BTreeMap::new();
+        for e in entries {
+            let p = position.entry(e.origin).or_insert_with(|| self.applied_seq(e.origin));
+            let highest = seen.entry(e.origin).or_insert(0);
+            *highest = (*highest).max(e.seq);
+            let again = fault == InboxFault::ReappliesDuplicates && e.seq <= *p;
+            if e.seq == *p + 1 || again {
+                *p = (*p).max(e.seq);
+                receipt.apply.push(*e);
+                receipt.checkpoints.insert(e.origin, *p);
+            }
+        }
+        if fault == InboxFault::AcksUnapplied {
+            for (origin, highest) in seen {
+                let p = position.entry(origin).or_insert(0);
+                *p = (*p).max(highest);
             }
         }
         receipt.acks = position;
