@@ -361,14 +361,16 @@ pub struct Inbox {
     applied: BTreeMap<DivisionCode, u64>,
     /// Test-only mutation; `None` in production.
     fault: Option<InboxFault>,
+    /// Under [`InboxFault::AcksBeforePersist`] only: positions taken at receipt, before the node persisted.
+    early: std::cell::RefCell<BTreeMap<DivisionCode, u64>>,
 }
 
 /// A known bug an [`Inbox`] can be told to have, for mutation tests of the simulation. Test-only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxFault {
-    /// Acknowledges the highest seq received per origin, also past a gap: entries it did not apply, so never
-    /// stored, are acknowledged and the child forgets them (breaks REP-1 and REP-2).
-    AcksUnapplied,
+    /// Takes the new positions when it decides, not when the node reports them persisted: if the node's write
+    /// then fails, the resent entries count as duplicates and are acknowledged unstored (breaks REP-1).
+    AcksBeforePersist,
     /// Does not skip entries it has already applied: a resent entry is applied a second time (double count).
     ReappliesDuplicates,
 }
@@ -381,7 +383,7 @@ impl Inbox {
 
     /// Rebuilds an inbox from the persisted applied position per origin.
     pub fn restore(applied: BTreeMap<DivisionCode, u64>) -> Inbox {
-        Inbox { applied, fault: None }
+        Inbox { applied, fault: None, early: Default::default() }
     }
 
     /// Test-only: gives this inbox a known bug (see [`InboxFault`]); `None` removes it. Never called in
@@ -427,11 +429,12 @@ impl Inbox {
     fn receive_with_fault(&self, fault: InboxFault, entries: &[EntryKey]) -> Receipt {
         let mut receipt = Receipt::default();
         let mut position: BTreeMap<DivisionCode, u64> = BTreeMap::new();
-        let mut seen: BTreeMap<DivisionCode, u64> = BTreeMap::new();
+        let mut early = self.early.borrow_mut();
         for e in entries {
-            let p = position.entry(e.origin).or_insert_with(|| self.applied_seq(e.origin));
-            let highest = seen.entry(e.origin).or_insert(0);
-            *highest = (*highest).max(e.seq);
+            let p = position.entry(e.origin).or_insert_with(|| {
+                let taken = early.get(&e.origin).copied().unwrap_or(0);
+                self.applied_seq(e.origin).max(taken)
+            });
             let again = fault == InboxFault::ReappliesDuplicates && e.seq <= *p;
             if e.seq == *p + 1 || again {
                 *p = (*p).max(e.seq);
@@ -439,11 +442,8 @@ impl Inbox {
                 receipt.checkpoints.insert(e.origin, *p);
             }
         }
-        if fault == InboxFault::AcksUnapplied {
-            for (origin, highest) in seen {
-                let p = position.entry(origin).or_insert(0);
-                *p = (*p).max(highest);
-            }
+        if fault == InboxFault::AcksBeforePersist {
+            early.extend(receipt.checkpoints.iter().map(|(origin, seq)| (*origin, *seq)));
         }
         receipt.acks = position;
         receipt

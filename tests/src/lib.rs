@@ -11,6 +11,7 @@ pub mod federation_load;
 pub mod fixtures;
 pub mod process;
 pub mod scenario;
+pub mod sim;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
