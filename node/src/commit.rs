@@ -45,6 +45,8 @@ pub struct CommitStats {
     pub flushes: AtomicU64,
     /// Total time spent in flush, microseconds.
     pub flush_micros: AtomicU64,
+    /// Duration of each flush (`ecovol_committer_flush_duration_seconds`).
+    pub flush_seconds: crate::metrics::FlushHistogram,
 }
 
 /// Handle to the committer thread. Cheap to share behind an `Arc`.
@@ -215,6 +217,7 @@ fn run(
             let flushed = store.flush();
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             stats.flush_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            stats.flush_seconds.observe(started.elapsed());
             if let Err(error) = &flushed {
                 tracing::error!(%error, "store flush failed: refusing writes until it succeeds");
                 failed = Some(error.clone());

@@ -38,6 +38,17 @@ pub struct Config {
     /// Links to the parent and children; absent on a node that stands alone.
     #[serde(default)]
     pub federation: Option<FederationSection>,
+    /// Where this config came from (the file and the `ECOVOL__…` variables), so SIGHUP can read it again
+    /// (`Config::reload`); None for a config that was not loaded from a file.
+    #[serde(skip)]
+    pub source: Option<ConfigSource>,
+}
+
+/// The sources a config was loaded from: its file and the `ECOVOL__…` environment of that moment.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub file: PathBuf,
+    pub env: Vec<(String, String)>,
 }
 
 /// `[plans]`: joint work plans.
@@ -82,8 +93,9 @@ pub struct FederationSection {
     pub children: Vec<String>,
     /// Nodes refused on the federation port although their certificate is valid: a division code ("320105"), or
     /// the SHA-256 of a certificate (64 hex characters, as `ecovol certs inspect` prints it). A revoked node.
+    /// Reloaded on SIGHUP.
     #[serde(default)]
-    pub denied: Vec<String>,
+    pub denied: DenyList,
     /// Entries per batch sent to the parent.
     #[serde(default = "defaults::batch_entries_max")]
     pub batch_entries_max: u64,
@@ -105,6 +117,37 @@ pub struct FederationSection {
     /// A child silent for longer is shown as stale, with a warning in the log.
     #[serde(default = "defaults::stale_after_ms")]
     pub stale_after_ms: u64,
+}
+
+/// `federation.denied`: the one setting a running node changes (SIGHUP, `server`'s reload replaces it). Every
+/// clone of a config shares it, so the change reaches whoever holds the config; all else in a `Config` is fixed
+/// once loaded.
+#[derive(Debug, Clone, Default)]
+pub struct DenyList(std::sync::Arc<std::sync::RwLock<Vec<String>>>);
+
+impl DenyList {
+    pub fn new(entries: Vec<String>) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(entries)))
+    }
+
+    /// The entries now.
+    pub fn entries(&self) -> Vec<String> {
+        self.0.read().map(|entries| entries.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Replaces the entries (validated by the caller, as `Config::validate` does).
+    pub fn replace(&self, entries: Vec<String>) {
+        match self.0.write() {
+            Ok(mut current) => *current = entries,
+            Err(poisoned) => *poisoned.into_inner() = entries,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DenyList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(deserializer).map(DenyList::new)
+    }
 }
 
 mod defaults {
@@ -143,7 +186,8 @@ impl FederationSection {
     /// True if `federation.denied` lists the node `code` or the certificate whose SHA-256 (hex) is `cert_sha256`.
     pub fn denies(&self, code: DivisionCode, cert_sha256: &str) -> bool {
         let code = code.to_string();
-        self.denied.iter().any(|entry| entry.trim() == code || entry.trim().eq_ignore_ascii_case(cert_sha256))
+        let entries = self.denied.entries();
+        entries.iter().any(|entry| entry.trim() == code || entry.trim().eq_ignore_ascii_case(cert_sha256))
     }
 
     /// Codes listed in `children`, parsed (validated at load).
@@ -180,7 +224,7 @@ impl FederationSection {
                 problems.push(format!("federation.children[{index}]: {error}"));
             }
         }
-        for (index, entry) in self.denied.iter().enumerate() {
+        for (index, entry) in self.denied.entries().iter().enumerate() {
             let entry = entry.trim();
             let certificate = entry.len() == 64 && entry.bytes().all(|b| b.is_ascii_hexdigit());
             if !certificate && DivisionCode::parse(entry).is_err() {
@@ -477,6 +521,10 @@ impl Config {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
         }
         let env: config::Map<String, String> = env.into_iter().filter(|(key, _)| key.starts_with("ECOVOL__")).collect();
+        let source = path.map(|file| ConfigSource {
+            file: file.to_path_buf(),
+            env: env.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
+        });
         builder = builder.add_source(
             config::Environment::with_prefix("ECOVOL")
                 .prefix_separator("__")
@@ -492,7 +540,15 @@ impl Config {
             config.resolve_paths(base);
         }
         config.validate()?;
+        config.source = source;
         Ok(config)
+    }
+
+    /// Loads this config again from the same file and environment (SIGHUP, see `server`); None if it was not
+    /// loaded from a file.
+    pub fn reload(&self) -> Option<Result<Config, ConfigError>> {
+        let source = self.source.as_ref()?;
+        Some(Self::load_with_env(Some(&source.file), source.env.clone()))
     }
 
     fn resolve_paths(&mut self, base: &Path) {

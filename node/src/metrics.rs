@@ -40,6 +40,53 @@ pub const CERT_WARN_DAYS: i64 = 30;
 /// How often the certificate files are checked.
 const CERT_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
 
+/// Upper bounds (seconds) of the flush latency histogram's buckets: a flush on a good disk takes well under a
+/// millisecond to a few milliseconds; a quarter of a second is what the sample alert calls slow.
+const FLUSH_BUCKETS: [f64; 15] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// The duration of each group flush of the committer, as a histogram that the committer thread records into
+/// without a lock (`CommitStats::flush_seconds`), exposed as `ecovol_committer_flush_duration_seconds`.
+#[derive(Debug, Default)]
+pub struct FlushHistogram {
+    /// Flushes per bucket of `FLUSH_BUCKETS` (not cumulative); longer ones are counted in `count` only.
+    buckets: [std::sync::atomic::AtomicU64; FLUSH_BUCKETS.len()],
+    count: std::sync::atomic::AtomicU64,
+    sum_micros: std::sync::atomic::AtomicU64,
+}
+
+impl FlushHistogram {
+    /// Records one flush that took `elapsed`.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(index) = FLUSH_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Flushes recorded so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends the histogram `name` (HELP, TYPE, cumulative buckets, sum, count) to `out`.
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        // Count first: a flush recorded while rendering then shows in +Inf at most one scrape late, never a
+        // bucket above +Inf.
+        let count = self.count.load(Ordering::Relaxed);
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let mut cumulative = 0;
+        for (bound, bucket) in FLUSH_BUCKETS.iter().zip(&self.buckets) {
+            cumulative = (cumulative + bucket.load(Ordering::Relaxed)).min(count);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
 /// A latency histogram (counts per bucket, not cumulative; the exposition makes them cumulative).
 #[derive(Debug, Clone, Default)]
 struct Histogram {
@@ -467,6 +514,11 @@ pub fn render(app: &App, metrics: &Metrics) -> String {
         "Time spent flushing; divided by ecovol_committer_flushes_total, the mean flush latency.",
         &[(String::new(), stats.flush_micros.load(Ordering::Relaxed) as f64 / 1e6)],
     );
+    stats.flush_seconds.render(
+        &mut out,
+        "ecovol_committer_flush_duration_seconds",
+        "Duration of each store flush (one per group of writes); every write waits for one.",
+    );
 
     let outbox = app.committer.outbox();
     let linked = links.uplink.is_some();
@@ -609,6 +661,27 @@ mod tests {
         assert_eq!(histogram.buckets[3], 2);
         assert_eq!(histogram.buckets.iter().sum::<u64>(), 3, "20 s is only in +Inf");
         assert_eq!(histogram.count, 4);
+    }
+
+    #[test]
+    fn the_flush_histogram_is_cumulative_and_ends_with_its_count() {
+        let histogram = FlushHistogram::default();
+        for micros in [50, 300, 300, 2_000, 9_000_000] {
+            histogram.observe(Duration::from_micros(micros));
+        }
+        let mut out = String::new();
+        histogram.render(&mut out, "flush", "help");
+        let sample = |series: &str| {
+            out.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')).unwrap_or_else(|| panic!("{out}"))
+        };
+        assert!(out.starts_with("# HELP flush help\n# TYPE flush histogram\n"), "{out}");
+        assert_eq!(sample("flush_bucket{le=\"0.0001\"}"), "1");
+        assert_eq!(sample("flush_bucket{le=\"0.0005\"}"), "3");
+        assert_eq!(sample("flush_bucket{le=\"0.0025\"}"), "4");
+        assert_eq!(sample("flush_bucket{le=\"5\"}"), "4", "9 s is only in +Inf");
+        assert_eq!(sample("flush_bucket{le=\"+Inf\"}"), "5");
+        assert_eq!(sample("flush_count"), "5");
+        assert_eq!(sample("flush_sum"), "9.00265");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Serving one node: `run` binds every service to a pre-bound listener and serves until `shutdown` resolves, then
 //! lets in-flight requests finish and flushes the store. Tests start nodes with it on `127.0.0.1:0`.
+//!
+//! SIGHUP reloads what a running node can change without a restart (`reload_on_hangup`): the federation deny
+//! list, the office port's certificate, key and client CA, and the federation port's and the links' certificate
+//! files. Connections already open finish on what they started with.
 
 use std::future::Future;
 use std::path::Path;
@@ -89,19 +93,8 @@ pub async fn run_with(
     federation_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let tls = match &config.office.tls {
-        Some(tls) => {
-            let cert = std::fs::read(&tls.cert_file)
-                .with_context(|| format!("office.tls.cert_file {}", tls.cert_file.display()))?;
-            let key = std::fs::read(&tls.key_file)
-                .with_context(|| format!("office.tls.key_file {}", tls.key_file.display()))?;
-            let mut server_tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-            if let Some(ca) = &tls.client_ca_file {
-                let ca = std::fs::read(ca).with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
-                server_tls = server_tls.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(true);
-            }
-            Some(server_tls)
-        }
+    let office_tls = match &config.office.tls {
+        Some(tls) => Some(Arc::new(OfficeTls(std::sync::RwLock::new(office_tls_config(tls)?)))),
         None => None,
     };
     let federation_listener = match (&config.federation, federation_listener) {
@@ -123,8 +116,8 @@ pub async fn run_with(
     let links = Arc::new(std::sync::Mutex::new(links));
     let metrics = crate::metrics::Metrics::new(&app.config);
     let monitoring = crate::metrics::start(&app, &metrics).await.context("starting the metrics port")?;
-    let reload = hangups();
-    let relinker = tokio::spawn(relink_on_reload(app.clone(), links.clone(), reload.clone(), metrics.clone()));
+    let (reloader, reload) = reload_on_hangup(app.clone(), office_tls.clone(), metrics.clone());
+    let relinker = tokio::spawn(relink_on_reload(app.clone(), links.clone(), reload.clone()));
     let (stop_federation, federation_stopped) = tokio::sync::watch::channel(false);
     let federation_server = match (federation_listener, federation_tls) {
         (Some(listener), Some(tls)) => {
@@ -140,7 +133,7 @@ pub async fn run_with(
         level = ?app.config.node.level,
         name = %app.config.node.name,
         address = ?address,
-        tls = tls.is_some(),
+        tls = office_tls.is_some(),
         "node serving"
     );
 
@@ -176,9 +169,6 @@ pub async fn run_with(
         .concurrency_limit_per_connection(app.config.office.concurrency_per_connection_max)
         .tcp_nodelay(true)
         .layer(crate::metrics::GrpcMetricsLayer::new(metrics.clone()));
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls).context("office TLS configuration")?;
-    }
     let router = builder
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -211,16 +201,28 @@ pub async fn run_with(
     // Graceful shutdown: stop accepting, let in-flight requests finish for up to the grace period, then close what
     // is left (an idle client may keep its connection open long after GOAWAY).
     let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+    let serving_stopped = async {
         let _ = serving_stopped.await;
-    });
-    tokio::pin!(serving);
+    };
+    type Serving<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
+    let (mut serving, office_acceptor): (Serving<'_>, _) = match &office_tls {
+        Some(tls) => {
+            let (acceptor, incoming) = accept_office_tls(listener, tls.clone());
+            (Box::pin(router.serve_with_incoming_shutdown(incoming, serving_stopped)), Some(acceptor))
+        }
+        None => {
+            (Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), serving_stopped)), None)
+        }
+    };
     let grace = Duration::from_millis(app.config.office.shutdown_grace_ms);
     let served = tokio::select! {
         served = &mut serving => served,
         () = shutdown => {
             tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: finishing in-flight requests");
             let _ = stop_serving.send(());
+            if let Some(acceptor) = &office_acceptor {
+                acceptor.abort();
+            }
             match tokio::time::timeout(grace, &mut serving).await {
                 Ok(served) => served,
                 Err(_) => {
@@ -232,6 +234,10 @@ pub async fn run_with(
     };
     sweeper.abort();
     relinker.abort();
+    reloader.abort();
+    if let Some(acceptor) = &office_acceptor {
+        acceptor.abort();
+    }
     drop(monitoring);
     for link in links.lock().map(|mut links| std::mem::take(&mut *links)).unwrap_or_default() {
         link.abort();
@@ -261,7 +267,226 @@ fn federation_tls_config(section: &crate::config::FederationSection) -> anyhow::
         .client_auth_optional(false))
 }
 
-/// A counter that goes up on each SIGHUP (unix): the certificates are read again (see `serve_federation`).
+/// The rustls configuration of the office port: what each new connection's handshake uses, replaced on SIGHUP.
+struct OfficeTls(std::sync::RwLock<Arc<rustls::ServerConfig>>);
+
+impl OfficeTls {
+    fn current(&self) -> Arc<rustls::ServerConfig> {
+        match self.0.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, config: Arc<rustls::ServerConfig>) {
+        match self.0.write() {
+            Ok(mut current) => *current = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+    }
+}
+
+/// Longest a client may take over its TLS handshake on the office port.
+const OFFICE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The office port's TLS from the files `[office.tls]` names: the node's certificate chain and key, and, with
+/// `client_ca_file`, client certificates of that CA accepted but not required (a token works too; an account is
+/// bound to a certificate by its SHA-256, `auth::authenticate`). HTTP/2 only (ALPN h2), ring as the provider.
+fn office_tls_config(tls: &crate::config::TlsSection) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read =
+        |path: &Path, key: &str| std::fs::read(path).with_context(|| format!("office.tls.{key} {}", path.display()));
+    let chain = CertificateDer::pem_slice_iter(&read(&tls.cert_file, "cert_file")?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| anyhow::anyhow!("office.tls.cert_file {}: {error}", tls.cert_file.display()))?;
+    if chain.is_empty() {
+        anyhow::bail!("office.tls.cert_file {}: holds no PEM certificate", tls.cert_file.display());
+    }
+    let key = PrivateKeyDer::from_pem_slice(&read(&tls.key_file, "key_file")?)
+        .map_err(|error| anyhow::anyhow!("office.tls.key_file {}: {error}", tls.key_file.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("office TLS: protocol versions")?;
+    let builder = match &tls.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in CertificateDer::pem_slice_iter(&read(ca, "client_ca_file")?) {
+                let certificate = certificate
+                    .map_err(|error| anyhow::anyhow!("office.tls.client_ca_file {}: {error}", ca.display()))?;
+                roots.add(certificate).with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
+            }
+            if roots.is_empty() {
+                anyhow::bail!("office.tls.client_ca_file {}: holds no PEM certificate", ca.display());
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).with_context(|| {
+        format!(
+            "office.tls: the key {} does not go with the certificate {}",
+            tls.key_file.display(),
+            tls.cert_file.display()
+        )
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts office connections and runs each one's TLS handshake with the configuration current at that moment,
+/// so a reloaded certificate serves the next connection. Handshakes run side by side, each bounded by
+/// `OFFICE_HANDSHAKE_TIMEOUT`, so a slow client holds up nobody; finished ones go to the server. Aborting the
+/// returned task closes the port.
+fn accept_office_tls(
+    listener: TcpListener,
+    tls: Arc<OfficeTls>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>,
+) {
+    let (handoff, incoming) = tokio::sync::mpsc::channel(64);
+    let task = tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "office port: cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if handoff.is_closed() {
+                return;
+            }
+            let _ = stream.set_nodelay(true);
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+            let handoff = handoff.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(OFFICE_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = handoff.send(Ok(stream)).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "office port: TLS handshake refused"),
+                    Err(_) => tracing::debug!("office port: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    (task, tokio_stream::wrappers::ReceiverStream::new(incoming))
+}
+
+/// On each SIGHUP, `reload`; a reload that succeeded then makes the federation port and the links to the parent
+/// read their certificate files again (the returned counter, see `serve_federation` and `relink_on_reload`).
+fn reload_on_hangup(
+    app: Arc<App>,
+    office_tls: Option<Arc<OfficeTls>>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<u64>) {
+    let mut hangups = hangups();
+    let (reloaded, reloads) = tokio::sync::watch::channel(0u64);
+    let task = tokio::spawn(async move {
+        while hangups.changed().await.is_ok() {
+            match reload(&app, office_tls.as_deref(), &metrics) {
+                Ok(()) => reloaded.send_modify(|count| *count += 1),
+                Err(error) => tracing::error!(
+                    error = format!("{error:#}"),
+                    "SIGHUP: nothing reloaded; the node keeps its current settings and certificates"
+                ),
+            }
+        }
+    });
+    (task, reloads)
+}
+
+/// Reads the config again (the same file and `ECOVOL__…` variables as at start; the current settings for a
+/// config that came from no file) and applies what a running node can change: `federation.denied`, and the
+/// office port's certificate, key and client CA, read from their files again even where the paths stayed (how
+/// certificates rotate). Everything is checked before anything changes: an invalid config, or office TLS files
+/// that cannot be used, change nothing and are the error returned. Other settings that changed are named in a
+/// warning: they take effect at the next restart.
+fn reload(app: &App, office_tls: Option<&OfficeTls>, metrics: &crate::metrics::Metrics) -> anyhow::Result<()> {
+    let current = &app.config;
+    let (config, from) = match current.reload() {
+        Some(loaded) => {
+            let file = current.source.as_ref().map(|source| source.file.display().to_string()).unwrap_or_default();
+            (loaded.with_context(|| format!("the configuration {file} is refused"))?, file)
+        }
+        None => (current.clone(), "the settings in memory".to_string()),
+    };
+    let office = match (office_tls, &config.office.tls) {
+        (Some(_), Some(section)) => Some(office_tls_config(section)?),
+        (None, None) => None,
+        (Some(_), None) => anyhow::bail!("office.tls was removed: serving the office port without TLS needs a restart"),
+        (None, Some(_)) => anyhow::bail!("office.tls was added: serving the office port with TLS needs a restart"),
+    };
+    let denied = config.federation.as_ref().map(|section| section.denied.entries()).unwrap_or_default();
+    let restart = restart_needed(current, &config);
+
+    if let (Some(tls), Some(office)) = (office_tls, office) {
+        tls.replace(office);
+    }
+    if let Some(section) = &current.federation {
+        section.denied.replace(denied.clone());
+    }
+    metrics.check_certificates(&config);
+    tracing::info!(
+        from = %from,
+        federation_denied = ?denied,
+        office_tls = office_tls.is_some(),
+        "SIGHUP: reloaded federation.denied ({} entries){}; new connections use them",
+        denied.len(),
+        if office_tls.is_some() { " and the office port's certificate, key and client CA" } else { "" }
+    );
+    if !restart.is_empty() {
+        tracing::warn!(
+            changed = %restart.join(", "),
+            "SIGHUP: these settings changed but take effect only at the next restart"
+        );
+    }
+    Ok(())
+}
+
+/// The sections of `new` that differ from `old` in settings a reload does not apply.
+fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    fn differ(old: &impl std::fmt::Debug, new: &impl std::fmt::Debug) -> bool {
+        format!("{old:?}") != format!("{new:?}")
+    }
+    let office = |config: &Config| crate::config::OfficeSection { tls: None, ..config.office.clone() };
+    let federation = |config: &Config| {
+        config
+            .federation
+            .clone()
+            .map(|section| crate::config::FederationSection { denied: Default::default(), ..section })
+    };
+    let mut changed = Vec::new();
+    let sections: [(&'static str, bool); 11] = [
+        ("[node]", differ(&old.node, &new.node)),
+        ("[store]", differ(&old.store, &new.store)),
+        ("[office] (other than [office.tls])", differ(&office(old), &office(new))),
+        ("[audit]", differ(&old.audit, &new.audit)),
+        ("[limits]", differ(&old.limits, &new.limits)),
+        ("[hours]", differ(&old.hours, &new.hours)),
+        ("[stars]", differ(&old.stars, &new.stars)),
+        ("[log]", differ(&old.log, &new.log)),
+        ("[metrics]", differ(&old.metrics, &new.metrics)),
+        ("[plans]", differ(&old.plans, &new.plans)),
+        ("[federation] (other than denied)", differ(&federation(old), &federation(new))),
+    ];
+    for (section, differs) in sections {
+        if differs {
+            changed.push(section);
+        }
+    }
+    changed
+}
+
+/// A counter that goes up on each SIGHUP (unix).
 fn hangups() -> tokio::sync::watch::Receiver<u64> {
     let (count, counted) = tokio::sync::watch::channel(0u64);
     #[cfg(unix)]
@@ -272,7 +497,7 @@ fn hangups() -> tokio::sync::watch::Receiver<u64> {
                     signal = hangup.recv() => if signal.is_none() { return },
                     () = count.closed() => return,
                 }
-                tracing::info!("SIGHUP: reloading the certificate files");
+                tracing::info!("SIGHUP: reloading the configuration and the certificate files");
                 count.send_modify(|n| *n += 1);
             }
         });
@@ -356,17 +581,14 @@ async fn serve_federation(
     Ok(())
 }
 
-/// On SIGHUP: reads the certificates' expiry again, and restarts the links to the parent so they present the
-/// reloaded certificate. The old links are stopped first and their last writes waited for (a no-op write queued
+/// After a reload: restarts the links to the parent so they present the reloaded certificate. The old links are stopped first and their last writes waited for (a no-op write queued
 /// behind them), so the new links restore exactly what the old ones left, as after a restart.
 async fn relink_on_reload(
     app: Arc<App>,
     links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     mut reload: tokio::sync::watch::Receiver<u64>,
-    metrics: Arc<crate::metrics::Metrics>,
 ) {
     while reload.changed().await.is_ok() {
-        metrics.check_certificates(&app.config);
         let (Some(section), Some(parent)) = (app.config.federation.as_ref(), app.federation.parent.as_ref()) else {
             continue;
         };

@@ -98,6 +98,18 @@ async fn the_metrics_port_counts_calls_by_method_and_code_and_reports_the_node()
     assert!(sample(&body, "ecovol_committer_jobs_total").unwrap() >= 2.0, "the registration and the refusal");
     assert!(sample(&body, "ecovol_committer_flushes_total").unwrap() >= 1.0);
     assert!(sample(&body, "ecovol_committer_flush_seconds_total").unwrap() > 0.0);
+    // Flush latency as a histogram: every flush in one bucket series, cumulative up to +Inf = count.
+    assert!(body.contains("# TYPE ecovol_committer_flush_duration_seconds histogram"), "{body}");
+    let flushes = sample(&body, "ecovol_committer_flush_duration_seconds_count").unwrap();
+    assert!(flushes >= 1.0);
+    assert_eq!(sample(&body, "ecovol_committer_flush_duration_seconds_bucket{le=\"+Inf\"}"), Some(flushes));
+    assert!(sample(&body, "ecovol_committer_flush_duration_seconds_sum").unwrap() > 0.0);
+    let buckets: Vec<f64> = body
+        .lines()
+        .filter(|line| line.starts_with("ecovol_committer_flush_duration_seconds_bucket{"))
+        .map(|line| line.rsplit_once(' ').unwrap().1.parse().unwrap())
+        .collect();
+    assert!(buckets.len() > 2 && buckets.windows(2).all(|pair| pair[0] <= pair[1]), "cumulative: {buckets:?}");
     assert!(sample(&body, "ecovol_store_size_bytes").unwrap() > 0.0);
     assert_eq!(sample(&body, "ecovol_outbox_backlog_entries"), Some(0.0), "a stand-alone node queues nothing");
     assert_eq!(sample(&body, "ecovol_outbox_alarm"), Some(0.0));

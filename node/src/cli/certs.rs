@@ -1,8 +1,13 @@
-//! Federation certificates on this machine: `ecovol certs ca|node|federation-key|show|inspect` (offline, no
-//! `--node`); `init` and `issue` are other names of `ca` and `node`.
+//! Certificates on this machine: `ecovol certs ca|node|federation-key|show|inspect` (offline, no `--node`);
+//! `init` and `issue` are other names of `ca` and `node`.
 //!
-//! The CA key signs every node of the federation: make it on a machine kept apart, issue node certificates
-//! there, and hand each office only its own `{code}.pem`, `{code}.key` and the CA's `ca.pem`.
+//! The federation CA key signs every node of the federation: make it on a machine kept apart, issue node
+//! certificates there, and hand each office only its own `{code}.pem`, `{code}.key` and the CA's `ca.pem`.
+//!
+//! Office-client certificates (`certs issue --client LABEL --name NAME`) come from an office CA of the office's
+//! own (`certs init --office`), which its office port trusts (`office.tls.client_ca_file`) and its federation
+//! port does not: see `federation::certs::issue_client_cert` for why. An account is bound to a client
+//! certificate by the certificate's SHA-256, printed here (`account create --client-cert-sha256`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +21,12 @@ use crate::federation::certs::{self, CertError};
 /// Federation certificates: the CA, node certificates, the federation pseudonym key.
 #[derive(Debug, clap::Subcommand)]
 pub enum CertsCommand {
-    /// Make a new federation CA: DIR/ca.pem and DIR/ca.key (readable by its owner only).
+    /// Make a new federation CA: DIR/ca.pem and DIR/ca.key (readable by its owner only); with --office, an
+    /// office CA for client certificates: DIR/office-ca.pem and DIR/office-ca.key.
     #[command(visible_alias = "init")]
     Ca(CaArgs),
-    /// Issue a node certificate signed by the federation CA: DIR/{code}.pem and DIR/{code}.key.
+    /// Issue a node certificate signed by the federation CA: DIR/{code}.pem and DIR/{code}.key; with
+    /// --client LABEL, an office-client certificate signed by the office CA: DIR/LABEL.pem and DIR/LABEL.key.
     #[command(visible_alias = "issue")]
     Node(NodeArgs),
     /// Write a new federation-wide pseudonym key (64 hex characters, readable by its owner only).
@@ -46,9 +53,14 @@ pub struct CaArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// Name in the CA's subject: "ecovol federation CA (NAME)".
+    /// Name in the CA's subject: "ecovol federation CA (NAME)", or "ecovol office CA (NAME)" with --office.
     #[arg(long, default_value = "ecovol")]
     pub name: String,
+
+    /// Make an office CA (office-ca.pem, office-ca.key) that signs the office's client certificates only; its
+    /// node trusts it with `office.tls.client_ca_file`.
+    #[arg(long)]
+    pub office: bool,
 
     /// Replace existing files (every certificate the old CA signed stops being trusted).
     #[arg(long)]
@@ -62,26 +74,36 @@ pub struct NodeArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// The federation CA's certificate [default: DIR/ca.pem].
+    /// The CA's certificate [default: DIR/ca.pem, with --client DIR/office-ca.pem].
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
-    /// The federation CA's key [default: DIR/ca.key].
+    /// The CA's key [default: DIR/ca.key, with --client DIR/office-ca.key].
     #[arg(long, value_name = "FILE")]
     pub ca_key: Option<PathBuf>,
 
     /// GB/T 2260 division code of the node, e.g. 320102; its level is read from the digits.
-    #[arg(long, value_name = "CODE")]
-    pub code: DivisionCode,
+    #[arg(long, value_name = "CODE", required_unless_present = "client")]
+    pub code: Option<DivisionCode>,
 
     /// The node's level, checked against the code (a county code with --level city is refused).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "client")]
     pub level: Option<NodeLevel>,
 
     /// Another name the certificate is valid for, to serve the office port too (DNS name or IP address;
     /// repeatable), e.g. --host localhost --host 127.0.0.1.
-    #[arg(long = "host", value_name = "HOST")]
+    #[arg(long = "host", value_name = "HOST", conflicts_with = "client")]
     pub hosts: Vec<String>,
+
+    /// Issue an office-client certificate instead of a node certificate, into DIR/LABEL.pem and DIR/LABEL.key
+    /// (LABEL: letters, digits, '-', '_', '.'), signed by the office CA. Bind it to an account with the SHA-256
+    /// printed: `ecovol account create … --client-cert-sha256 SHA`.
+    #[arg(long, value_name = "LABEL", conflicts_with = "code", requires = "name")]
+    pub client: Option<String>,
+
+    /// With --client: the person or desk holding the certificate, in its subject ("ecovol office client NAME").
+    #[arg(long, value_name = "NAME", requires = "client")]
+    pub name: Option<String>,
 
     /// Replace existing files.
     #[arg(long)]
@@ -112,6 +134,15 @@ pub struct ShowArgs {
 pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failure> {
     match command {
         CertsCommand::Ca(args) => {
+            if args.office {
+                let (cert, key) = certs::write_office_ca(&args.dir, &args.name, args.force).map_err(failure)?;
+                wrote_pair(console, "office CA", &cert, &key);
+                console.note(
+                    "keep office-ca.key with the office's operator: it signs this office's client certificates \
+                     (ecovol certs issue --client); the node trusts office-ca.pem as office.tls.client_ca_file",
+                );
+                return Ok(());
+            }
             let (cert, key) = certs::write_ca(&args.dir, &args.name, args.force).map_err(failure)?;
             wrote_pair(console, "federation CA", &cert, &key);
             console.note(
@@ -121,8 +152,14 @@ pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failu
             Ok(())
         }
         CertsCommand::Node(args) => {
+            if let Some(label) = &args.client {
+                return issue_client(&args, label, console);
+            }
+            let Some(code) = args.code else {
+                return Err(Failure::Usage("--code is required for a node certificate (or --client LABEL)".into()));
+            };
             if let Some(level) = args.level {
-                let actual = match args.code.level() {
+                let actual = match code.level() {
                     ecovol_coordinator::region::DivisionLevel::Province => NodeLevel::Province,
                     ecovol_coordinator::region::DivisionLevel::City => NodeLevel::City,
                     ecovol_coordinator::region::DivisionLevel::County => NodeLevel::County,
@@ -132,7 +169,7 @@ pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failu
                     return Err(Failure::Usage(format!(
                         "--level {} does not match --code {}: it is a {} code",
                         label(level),
-                        args.code,
+                        code,
                         label(actual)
                     )));
                 }
@@ -140,8 +177,8 @@ pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failu
             let ca_cert = args.ca_cert.unwrap_or_else(|| args.dir.join(certs::CA_CERT_FILE));
             let ca_key = args.ca_key.unwrap_or_else(|| args.dir.join(certs::CA_KEY_FILE));
             let (cert, key) =
-                certs::write_node(&args.dir, &ca_cert, &ca_key, args.code, &args.hosts, args.force).map_err(failure)?;
-            wrote_pair(console, &format!("node {}", certs::node_dns_name(args.code)), &cert, &key);
+                certs::write_node(&args.dir, &ca_cert, &ca_key, code, &args.hosts, args.force).map_err(failure)?;
+            wrote_pair(console, &format!("node {}", certs::node_dns_name(code)), &cert, &key);
             Ok(())
         }
         CertsCommand::FederationKey(args) => {
@@ -160,6 +197,34 @@ pub fn run(command: CertsCommand, console: &mut Console<'_>) -> Result<(), Failu
         CertsCommand::Show(args) => show(&args.file, console),
         CertsCommand::Inspect(args) => inspect(&args.file, console),
     }
+}
+
+/// `certs issue --client LABEL --name NAME`: an office-client certificate from the office CA.
+fn issue_client(args: &NodeArgs, label: &str, console: &mut Console<'_>) -> Result<(), Failure> {
+    let ca_cert = args.ca_cert.clone().unwrap_or_else(|| args.dir.join(certs::OFFICE_CA_CERT_FILE));
+    let ca_key = args.ca_key.clone().unwrap_or_else(|| args.dir.join(certs::OFFICE_CA_KEY_FILE));
+    let name = args.name.as_deref().unwrap_or_default();
+    let (cert, key, sha256) =
+        certs::write_client(&args.dir, &ca_cert, &ca_key, label, name, args.force).map_err(failure)?;
+    if console.is_json() {
+        console.json(&serde_json::json!({
+            "cert_file": cert.display().to_string(),
+            "key_file": key.display().to_string(),
+            "sha256": sha256,
+        }));
+    } else {
+        console.print(&format!(
+            "wrote the office-client certificate of {name} to {}\nand its key to {} (readable by its owner only)\n\
+             sha256: {sha256}\n",
+            cert.display(),
+            key.display()
+        ));
+    }
+    console.note(&format!(
+        "bind it to an account: ecovol account create … --client-cert-sha256 {sha256}; revoking the account \
+         revokes the certificate"
+    ));
+    Ok(())
 }
 
 /// Prints the paths of a written certificate and key.
@@ -248,14 +313,24 @@ fn inspect(file: &Path, console: &mut Console<'_>) -> Result<(), Failure> {
         }
     }
     let is_ca = certificate.basic_constraints().ok().flatten().is_some_and(|constraints| constraints.value.ca);
+    let subject = certificate.subject().to_string();
+    let kind = if is_ca && subject.starts_with("CN=ecovol office CA") {
+        "office CA certificate (signs office-client certificates)"
+    } else if is_ca {
+        "CA certificate"
+    } else if subject.starts_with(&format!("CN={}", certs::OFFICE_CLIENT_PREFIX)) {
+        "office-client certificate (bind it to an account by its sha256)"
+    } else {
+        "certificate (not an ecovol node certificate)"
+    };
     let time = |time: x509_parser::time::ASN1Time| {
         chrono::DateTime::<Utc>::from_timestamp(time.timestamp(), 0).unwrap_or_default()
     };
     let not_after = time(certificate.validity().not_after);
     let record = Record::new()
-        .field("subject", certificate.subject().to_string())
+        .field("subject", subject)
         .field("issuer", certificate.issuer().to_string())
-        .field("kind", if is_ca { "CA certificate" } else { "certificate (not an ecovol node certificate)" })
+        .field("kind", kind)
         .field("hosts", hosts)
         .field("not_before", time(certificate.validity().not_before).to_rfc3339())
         .field("not_after", not_after.to_rfc3339())
@@ -340,6 +415,57 @@ mod tests {
         );
         check("carries no node name")(ecovol(&["certs", "show", &format!("{pki}/ca.pem")]).await);
         check("cannot read")(ecovol(&["certs", "show", &format!("{pki}/missing.pem")]).await);
+    }
+
+    #[tokio::test]
+    async fn an_office_ca_issues_client_certificates_that_inspect_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().to_str().unwrap();
+        let (code, out, err) = ecovol(&["certs", "init", "--office", "--dir", pki, "--name", "320102"]).await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        assert!(out.contains(&format!("{pki}/office-ca.pem")) && err.contains("office.tls.client_ca_file"), "{out}");
+        let (code, out, err) =
+            ecovol(&["-o", "json", "certs", "issue", "--client", "front-desk", "--name", "前台", "--dir", pki]).await;
+        assert_eq!(code, EXIT_OK, "{err}");
+        let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let sha256 = issued["sha256"].as_str().unwrap().to_string();
+        assert!(err.contains(&format!("--client-cert-sha256 {sha256}")), "{err}");
+
+        let cert = format!("{pki}/front-desk.pem");
+        let (code, out, _) = ecovol(&["-o", "json", "certs", "inspect", &cert]).await;
+        assert_eq!(code, EXIT_OK);
+        let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(shown["certificate"]["subject"], "CN=ecovol office client 前台");
+        assert_eq!(shown["certificate"]["issuer"], "CN=ecovol office CA (320102)");
+        assert_eq!(shown["certificate"]["sha256"], sha256.as_str());
+        assert!(shown["certificate"]["kind"].as_str().unwrap().starts_with("office-client certificate"));
+
+        // Usage mistakes: a node flag with --client, --client without --name, a node certificate of the office CA.
+        let usage = |(code, _, err): (i32, String, String), expected: &str| {
+            assert_eq!(code, EXIT_USAGE, "{err}");
+            assert!(err.contains(expected), "{err}");
+        };
+        usage(
+            ecovol(&["certs", "issue", "--client", "x", "--name", "x", "--code", "320102", "--dir", pki]).await,
+            "cannot be used with",
+        );
+        usage(ecovol(&["certs", "issue", "--client", "x", "--dir", pki]).await, "--name");
+        usage(
+            ecovol(&[
+                "certs",
+                "issue",
+                "--code",
+                "320102",
+                "--dir",
+                pki,
+                "--ca-cert",
+                &format!("{pki}/office-ca.pem"),
+                "--ca-key",
+                &format!("{pki}/office-ca.key"),
+            ])
+            .await,
+            "this is an office CA",
+        );
     }
 
     #[tokio::test]

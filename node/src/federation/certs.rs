@@ -34,11 +34,25 @@ pub const NODE_DNS_SUFFIX: &str = ".node.ecovol";
 pub const CA_CERT_FILE: &str = "ca.pem";
 /// File name of the federation CA key written by [`write_ca`].
 pub const CA_KEY_FILE: &str = "ca.key";
+/// File name of an office CA certificate written by [`write_office_ca`].
+pub const OFFICE_CA_CERT_FILE: &str = "office-ca.pem";
+/// File name of an office CA key written by [`write_office_ca`].
+pub const OFFICE_CA_KEY_FILE: &str = "office-ca.key";
+/// Start of the CN of every federation CA; an office CA's CN starts with [`OFFICE_CA_PREFIX`].
+const FEDERATION_CA_PREFIX: &str = "ecovol federation CA";
+/// Start of the CN of every office CA.
+const OFFICE_CA_PREFIX: &str = "ecovol office CA";
+/// Start of the CN of every office-client certificate: `ecovol office client {name}`.
+pub const OFFICE_CLIENT_PREFIX: &str = "ecovol office client";
 
 /// Validity of the federation CA: 10 years, so it outlives several rounds of node certificates.
 const CA_VALIDITY_DAYS: i64 = 3653;
 /// Validity of a node certificate: 2 years, then the node gets a new one.
 const NODE_VALIDITY_DAYS: i64 = 731;
+/// Validity of an office-client certificate: 1 year; people and desks change more often than offices.
+const CLIENT_VALIDITY_DAYS: i64 = 366;
+/// Longest name in an office-client certificate (characters).
+const CLIENT_NAME_CHARS_MAX: usize = 100;
 /// Certificates start this long before they are made, so a peer whose clock runs a little behind accepts them.
 const BACKDATE_SECS: i64 = 3600;
 /// Bytes of the federation pseudonym key (64 hex characters in its file).
@@ -124,6 +138,20 @@ pub enum CertError {
     /// The CA key given to sign with does not belong to the CA certificate.
     #[error("the CA key does not belong to the CA certificate")]
     CaKeyMismatch,
+    /// A node certificate asked of an office CA, or an office-client certificate of the federation CA: the two
+    /// trust roots stay apart (see [`issue_client_cert`]).
+    #[error("{0}")]
+    WrongCa(&'static str),
+    /// The name or file label of an office-client certificate is unusable.
+    #[error("client {what} {value:?} {reason}")]
+    InvalidClient {
+        /// `name` or `file name`.
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A certificate is not X.509 (DER, or PEM where PEM is expected).
     #[error("not an X.509 certificate: {0}")]
     Unreadable(String),
@@ -247,13 +275,24 @@ pub fn parse_node_dns_name(name: &str) -> Result<NodeIdentity, CertError> {
 /// keyCertSign and cRLSign, basic constraints `cA` with path length 0: it signs node certificates only, never an
 /// intermediate CA.
 pub fn generate_ca(name: &str) -> Result<(String, String), CertError> {
+    generate_ca_named(FEDERATION_CA_PREFIX, name)
+}
+
+/// A new office CA: (cert_pem, key_pem), CN `ecovol office CA ({name})`, otherwise as [`generate_ca`]. It signs
+/// the office-client certificates of one office ([`issue_client_cert`]), never node certificates.
+pub fn generate_office_ca(name: &str) -> Result<(String, String), CertError> {
+    generate_ca_named(OFFICE_CA_PREFIX, name)
+}
+
+/// A new self-signed CA with the CN `{prefix} ({name})`.
+fn generate_ca_named(prefix: &str, name: &str) -> Result<(String, String), CertError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(CertError::EmptyCaName);
     }
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, format!("ecovol federation CA ({name})"));
+    params.distinguished_name.push(DnType::CommonName, format!("{prefix} ({name})"));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let (not_before, not_after) = validity(CA_VALIDITY_DAYS, None)?;
@@ -273,22 +312,13 @@ pub fn issue_node_cert(
     code: DivisionCode,
     hosts: &[String],
 ) -> Result<(String, String), CertError> {
-    let ca_der = CertificateDer::from_pem_slice(ca_cert_pem.as_bytes())
-        .map_err(|error| CertError::CaCertificate(error.to_string()))?;
-    let (_, ca) =
-        x509_parser::parse_x509_certificate(&ca_der).map_err(|error| CertError::CaCertificate(error.to_string()))?;
-    if !ca.is_ca() {
-        return Err(CertError::NotCa);
+    let (issuer, ca_common_name, ca_not_after) = load_issuer(ca_cert_pem, ca_key_pem)?;
+    if ca_common_name.starts_with(OFFICE_CA_PREFIX) {
+        return Err(CertError::WrongCa(
+            "this is an office CA: it signs office-client certificates only; node certificates come from the \
+             federation CA",
+        ));
     }
-    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(|error| CertError::CaKey(error.to_string()))?;
-    if ca.public_key().subject_public_key.data.as_ref() != ca_key.public_key_raw() {
-        return Err(CertError::CaKeyMismatch);
-    }
-    let ca_not_after = ca.validity().not_after.timestamp();
-    if ca_not_after <= Utc::now().timestamp() {
-        return Err(CertError::CaExpired { not_after: ca.validity().not_after.to_string() });
-    }
-    let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)?;
 
     let identity = NodeIdentity::of(code);
     let mut params = CertificateParams::default();
@@ -304,6 +334,76 @@ pub fn issue_node_cert(
     let key = KeyPair::generate()?;
     let certificate = params.signed_by(&key, &issuer)?;
     Ok((certificate.pem(), key.serialize_pem()))
+}
+
+/// The CA in `ca_cert_pem` and `ca_key_pem`, checked (a CA, its own key, not expired), ready to sign: (issuer, its
+/// CN, the end of its validity in unix seconds).
+fn load_issuer(ca_cert_pem: &str, ca_key_pem: &str) -> Result<(Issuer<'static, KeyPair>, String, i64), CertError> {
+    let ca_der = CertificateDer::from_pem_slice(ca_cert_pem.as_bytes())
+        .map_err(|error| CertError::CaCertificate(error.to_string()))?;
+    let (_, ca) =
+        x509_parser::parse_x509_certificate(&ca_der).map_err(|error| CertError::CaCertificate(error.to_string()))?;
+    if !ca.is_ca() {
+        return Err(CertError::NotCa);
+    }
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(|error| CertError::CaKey(error.to_string()))?;
+    if ca.public_key().subject_public_key.data.as_ref() != ca_key.public_key_raw() {
+        return Err(CertError::CaKeyMismatch);
+    }
+    let ca_not_after = ca.validity().not_after.timestamp();
+    if ca_not_after <= Utc::now().timestamp() {
+        return Err(CertError::CaExpired { not_after: ca.validity().not_after.to_string() });
+    }
+    let common_name =
+        ca.subject().iter_common_name().next().and_then(|name| name.as_str().ok()).unwrap_or_default().to_string();
+    let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)?;
+    Ok((issuer, common_name, ca_not_after))
+}
+
+/// An office-client certificate signed by an office CA (PEMs in): (cert_pem, key_pem). CN
+/// `ecovol office client {name}`, EKU clientAuth only (it can serve nothing), no subjectAltName (so no node name:
+/// the federation port refuses it even if its CA were trusted there), valid 1 year (never past the CA's end).
+///
+/// Why an office CA of its own rather than the federation CA: the federation CA's key is kept apart, at the
+/// province, and whoever holds it can make any node; an office issues and revokes its staff's certificates
+/// itself, with a key that can make nothing but office clients, and its nodes' federation ports do not trust it.
+/// The certificate says who holds it, not what they may do: an account is bound to it by its SHA-256
+/// (`ecovol account create --client-cert-sha256`), and the account's roles apply. Revoking the account
+/// revokes the certificate.
+pub fn issue_client_cert(ca_cert_pem: &str, ca_key_pem: &str, name: &str) -> Result<(String, String), CertError> {
+    let name = client_name(name)?;
+    let (issuer, ca_common_name, ca_not_after) = load_issuer(ca_cert_pem, ca_key_pem)?;
+    if !ca_common_name.starts_with(OFFICE_CA_PREFIX) {
+        return Err(CertError::WrongCa(
+            "office-client certificates are signed by an office CA (ecovol certs init --office), not by the \
+             federation CA",
+        ));
+    }
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, format!("{OFFICE_CLIENT_PREFIX} {name}"));
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let (not_before, not_after) = validity(CLIENT_VALIDITY_DAYS, Some(ca_not_after))?;
+    (params.not_before, params.not_after) = (not_before.to_datetime(), not_after.to_datetime());
+    let key = KeyPair::generate()?;
+    let certificate = params.signed_by(&key, &issuer)?;
+    Ok((certificate.pem(), key.serialize_pem()))
+}
+
+/// The holder's name of a client certificate, trimmed: 1 to 100 characters, no control characters.
+fn client_name(name: &str) -> Result<&str, CertError> {
+    let trimmed = name.trim();
+    let invalid = |reason| CertError::InvalidClient { what: "name", value: name.to_string(), reason };
+    if trimmed.is_empty() || trimmed.chars().count() > CLIENT_NAME_CHARS_MAX {
+        return Err(invalid("must be 1 to 100 characters"));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(invalid("must not contain control characters"));
+    }
+    Ok(trimmed)
 }
 
 /// The node name first, then each host once, checked: an IP address, or a DNS name that is not a node name (a
@@ -464,6 +564,51 @@ pub fn write_node(
     let (cert_pem, key_pem) = issue_node_cert(&read(ca_cert)?, &read(ca_key)?, code, hosts)?;
     write_pair(dir, (&cert_path, &cert_pem), (&key_path, &key_pem), force)?;
     Ok((cert_path, key_path))
+}
+
+/// Writes a new office CA into `dir` (created if missing): `office-ca.pem`, and `office-ca.key` readable by its
+/// owner only. Returns (cert path, key path). Refuses if either file exists, unless `force`.
+pub fn write_office_ca(dir: &Path, name: &str, force: bool) -> Result<(PathBuf, PathBuf), CertError> {
+    let cert_path = dir.join(OFFICE_CA_CERT_FILE);
+    let key_path = dir.join(OFFICE_CA_KEY_FILE);
+    refuse_existing(&[&cert_path, &key_path], force)?;
+    let (cert_pem, key_pem) = generate_office_ca(name)?;
+    write_pair(dir, (&cert_path, &cert_pem), (&key_path, &key_pem), force)?;
+    Ok((cert_path, key_path))
+}
+
+/// Writes an office-client certificate for `name`, signed by the office CA in `ca_cert` and `ca_key`, into `dir`
+/// (created if missing): `{file}.pem`, and `{file}.key` readable by its owner only. `file` is a plain label
+/// (letters, digits, `-`, `_`, `.`; not starting with `.`). Returns (cert path, key path, SHA-256 of the
+/// certificate, which binds it to an account). Refuses if either file exists, unless `force`.
+pub fn write_client(
+    dir: &Path,
+    ca_cert: &Path,
+    ca_key: &Path,
+    file: &str,
+    name: &str,
+    force: bool,
+) -> Result<(PathBuf, PathBuf, String), CertError> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if file.is_empty() || file.len() > 64 || file.starts_with('.') || !file.bytes().all(plain) {
+        return Err(CertError::InvalidClient {
+            what: "file name",
+            value: file.to_string(),
+            reason: "must be 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'",
+        });
+    }
+    let cert_path = dir.join(format!("{file}.pem"));
+    let key_path = dir.join(format!("{file}.key"));
+    refuse_existing(&[&cert_path, &key_path], force)?;
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| CertError::Read { path: path.to_path_buf(), source })
+    };
+    let (cert_pem, key_pem) = issue_client_cert(&read(ca_cert)?, &read(ca_key)?, name)?;
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|error| CertError::Unreadable(error.to_string()))?;
+    let sha256 = crate::crypto::certificate_sha256(&der);
+    write_pair(dir, (&cert_path, &cert_pem), (&key_path, &key_pem), force)?;
+    Ok((cert_path, key_path, sha256))
 }
 
 /// Writes a new federation-wide pseudonym key: 32 random bytes as 64 hex characters and a newline, readable by its
@@ -738,6 +883,69 @@ mod tests {
         let expired = expired.self_signed(&key).unwrap();
         let error = issue_node_cert(&expired.pem(), &key.serialize_pem(), code("320102"), &[]).unwrap_err();
         assert_eq!(error.to_string(), "the CA certificate expired on Nov 14 22:13:20 2023 +00:00");
+    }
+
+    #[test]
+    fn an_office_ca_signs_client_certificates_and_only_those() {
+        let federation = new_ca("jiangsu");
+        let office = generate_office_ca("320102").unwrap();
+        let (cert_pem, key_pem) = issue_client_cert(&office.0, &office.1, " 张工 ").unwrap();
+        assert!(key_pem.contains("PRIVATE KEY"));
+        let der = der(&cert_pem);
+        let certificate = parsed(&der);
+        assert_eq!(certificate.subject().to_string(), "CN=ecovol office client 张工");
+        assert_eq!(certificate.issuer().to_string(), "CN=ecovol office CA (320102)");
+        let eku = certificate.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth, "a client certificate serves nothing");
+        assert!(!certificate.is_ca());
+        assert!(certificate.subject_alternative_name().unwrap().is_none());
+        let days = (certificate.validity().not_after.timestamp() - Utc::now().timestamp()) / 86_400;
+        assert!((364..=366).contains(&days), "valid {days} days");
+        // It names no node, so the federation port refuses it whatever CA it trusts.
+        assert!(matches!(peer_identity(&der), Err(CertError::NoNodeName { .. })));
+
+        let check = |result: Result<(String, String), CertError>, expected: &str| {
+            assert_eq!(result.unwrap_err().to_string(), expected);
+        };
+        check(
+            issue_client_cert(&federation.0, &federation.1, "张工"),
+            "office-client certificates are signed by an office CA (ecovol certs init --office), not by the \
+             federation CA",
+        );
+        check(
+            issue_node_cert(&office.0, &office.1, code("320102"), &[]),
+            "this is an office CA: it signs office-client certificates only; node certificates come from the \
+             federation CA",
+        );
+        check(issue_client_cert(&office.0, &office.1, "  "), "client name \"  \" must be 1 to 100 characters");
+        check(
+            issue_client_cert(&office.0, &office.1, "a\nb"),
+            "client name \"a\\nb\" must not contain control characters",
+        );
+    }
+
+    #[test]
+    fn client_files_carry_a_plain_label_and_their_sha256_is_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_cert, ca_key) = write_office_ca(dir.path(), "320102", false).unwrap();
+        assert_eq!(ca_cert, dir.path().join("office-ca.pem"));
+        let (cert, key, sha256) = write_client(dir.path(), &ca_cert, &ca_key, "front-desk", "前台", false).unwrap();
+        assert_eq!((cert.clone(), key), (dir.path().join("front-desk.pem"), dir.path().join("front-desk.key")));
+        let pem = std::fs::read_to_string(&cert).unwrap();
+        assert_eq!(sha256, crate::crypto::certificate_sha256(&der(&pem)));
+        assert!(matches!(
+            write_client(dir.path(), &ca_cert, &ca_key, "front-desk", "前台", false),
+            Err(CertError::Exists { .. })
+        ));
+        for bad in ["", "../x", ".hidden", "a b", "前台"] {
+            assert!(
+                matches!(
+                    write_client(dir.path(), &ca_cert, &ca_key, bad, "x", false),
+                    Err(CertError::InvalidClient { .. })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[cfg(unix)]
