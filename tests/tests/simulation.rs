@@ -89,6 +89,10 @@ fn check_mutation(settings: Settings, expected: &[Invariant]) {
         panic!("no seed among the first {MUTATION_SEEDS_MAX} caught {settings:?}");
     };
     println!("caught by seed {seed}:\n{report}");
+    assert!(
+        report.contains(&format!("ECOVOL_SIM_SEED={seed}")) && report.contains("last "),
+        "a failure names its seed and the last steps: {report}"
+    );
     assert!(expected.contains(&invariant), "seed {seed} caught the bug as {invariant}, expected one of {expected:?}");
 }
 
