@@ -377,6 +377,9 @@ pub struct Restored {
     pub store_path: PathBuf,
     /// Where the data folder that was there before went (with `force`).
     pub moved_aside: Option<PathBuf>,
+    /// The federation epoch the restored node starts (see `federation::outbox`): its parent replaces what it
+    /// held of this node with the node's announcement under this epoch.
+    pub epoch: u64,
 }
 
 /// Restores `from` into the store of the stopped node configured by `config`.
@@ -384,7 +387,11 @@ pub struct Restored {
 /// The file is checked whole first (checksum, node code, schema version, node key); then the entries are written
 /// into a new folder beside the data folder, flushed, and the folder is renamed into place, so the data folder
 /// is either untouched or fully restored. A data folder that exists and is not empty is refused, unless `force`,
-/// which moves it aside (`<path>.before-restore-<time>`), never deletes it.
+/// which moves it aside (`<path>.before-restore-<time>`), never deletes it. The restored store is marked to start
+/// a new federation epoch (docs/OPERATIONS.md "Restoring a node of a federation"): at its next start with a
+/// parent it announces its whole state, and the parent replaces what it held of the node, so nothing the node
+/// sent after the backup stays counted above it. The restore ends in a later second of the clock than the epoch
+/// it chose, so a second restore (even from the same file) chooses a higher one.
 pub fn restore(config: &Config, from: &Path, force: bool) -> Result<Restored, BackupError> {
     let (header, sha256) = verify(from)?;
     if header.node_code != config.node.code {
@@ -426,7 +433,12 @@ pub fn restore(config: &Config, from: &Path, force: bool) -> Result<Restored, Ba
         // Left by a restore that did not finish: it never became the data folder.
         std::fs::remove_dir_all(&restoring).map_err(io(&restoring))?;
     }
-    write_store(config, from, &restoring)?;
+    let epoch = write_store(config, from, &restoring)?;
+    // Two restores must never share an epoch: the next one reads a later second of the clock.
+    let clock = || crate::federation::outbox::next_epoch(0, Utc::now());
+    while (epoch.saturating_sub(1)..=epoch).contains(&clock()) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     if target.exists() {
         if occupied {
             let aside =
@@ -438,11 +450,13 @@ pub fn restore(config: &Config, from: &Path, force: bool) -> Result<Restored, Ba
         }
     }
     std::fs::rename(&restoring, &target).map_err(io(&target))?;
-    Ok(Restored { header, sha256, store_path: target, moved_aside })
+    Ok(Restored { header, sha256, store_path: target, moved_aside, epoch })
 }
 
-/// Writes the entries of `from` into a new store at `path`, in bounded batches, and flushes it.
-fn write_store(config: &Config, from: &Path, path: &Path) -> Result<(), BackupError> {
+/// Writes the entries of `from` into a new store at `path`, in bounded batches, marks the new federation epoch the
+/// node starts (`fed/new_epoch`, acted on at its next start by `federation::backfill::announce`) and flushes it.
+/// Returns the epoch.
+fn write_store(config: &Config, from: &Path, path: &Path) -> Result<u64, BackupError> {
     let store = SledStore::open(path, config.store.cache_capacity_mb << 20)?;
     let mut batch: Vec<StoreWrite> = Vec::new();
     let mut batch_bytes = 0usize;
@@ -457,15 +471,23 @@ fn write_store(config: &Config, from: &Path, path: &Path) -> Result<(), BackupEr
     });
     let finished = result.and_then(|_| {
         store.apply(&batch)?;
+        let current = match store.get(b"meta/seq/outbox")? {
+            Some(value) => String::from_utf8_lossy(&value).parse::<u64>().unwrap_or(0),
+            None => 0,
+        };
+        let epoch = crate::federation::outbox::next_epoch(current, Utc::now());
+        store.apply(&[(crate::federation::backfill::NEW_EPOCH_KEY.to_vec(), Some(epoch.to_string().into_bytes()))])?;
         store.flush()?;
-        Ok(())
+        Ok(epoch)
     });
     drop(store);
-    if let Err(error) = finished {
-        let _ = std::fs::remove_dir_all(path);
-        return Err(error);
+    match finished {
+        Ok(epoch) => Ok(epoch),
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(path);
+            Err(error)
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use ecovol_coordinator::region::DivisionCode;
-use ecovol_coordinator::replication::EntryKey;
+use ecovol_coordinator::replication::{EntryKey, Inbox};
 use ecovol_coordinator::rollup::{Cell, Contribution};
 use ecovol_proto::v1 as pb;
 use prost::Message as _;
@@ -119,7 +119,15 @@ pub async fn push(app: &App, child: DivisionCode, request: pb::PushRequest) -> R
     let entries = check(request.entries)?;
     let keys: Vec<EntryKey> = entries.iter().map(|e| e.key).collect();
     let mut inbox = federation.inbox.lock().await;
-    let receipt = inbox.receive(child, &keys);
+    let starts = epoch_starts(&inbox, child, &keys);
+    let receipt = if starts.is_empty() {
+        inbox.receive(child, &keys)
+    } else {
+        // An origin's new epoch continues from the position just before its first entry.
+        let mut positions = inbox.applied().clone();
+        positions.extend(starts.iter().map(|(origin, base)| (*origin, *base)));
+        Inbox::restore(positions).receive(child, &keys)
+    };
     if let Some(refusal) = &receipt.refused {
         tracing::warn!(%child, %refusal, "refused a batch (AUTH-1)");
         return Err(DomainError::denied(refusal.to_string()));
@@ -132,9 +140,13 @@ pub async fn push(app: &App, child: DivisionCode, request: pb::PushRequest) -> R
     let applied = to_apply.len() as u64;
     let router = Router::of(app);
     let now = Utc::now();
+    let resets = starts.clone();
     app.committer
         .write_unaudited(move |txn| {
             let mut touched = BTreeSet::new();
+            for (origin, base) in &resets {
+                touched.extend(reset_origin(txn, *origin, *base)?);
+            }
             for entry in &to_apply {
                 if let Some(key) = apply_entry(txn, entry)? {
                     touched.insert(key);
@@ -156,6 +168,13 @@ pub async fn push(app: &App, child: DivisionCode, request: pb::PushRequest) -> R
         .await?;
     inbox.persisted(&receipt);
     drop(inbox);
+    for (origin, base) in &starts {
+        tracing::info!(%child, %origin, epoch = outbox::epoch_of(base + 1), "an origin started a new epoch: what \
+            this node held of it is replaced by its announcement");
+        if app.committer.outbox().linked() {
+            app.committer.outbox().withdraw(*origin, *base);
+        }
+    }
     let now_ms = super::Federation::now_ms();
     if let Ok(mut children) = federation.children.lock() {
         children.reported_backlog(child, backlog, now_ms);
@@ -169,6 +188,136 @@ pub async fn push(app: &App, child: DivisionCode, request: pb::PushRequest) -> R
     Ok(pb::PushResponse {
         acks: receipt.acks.iter().map(|(origin, seq)| pb::Ack { origin: origin.to_string(), seq: *seq }).collect(),
     })
+}
+
+/// Origins of a batch from `child` that start an epoch above the one this node holds for them, with the position
+/// just before the (highest) epoch's first entry.
+fn epoch_starts(inbox: &Inbox, child: DivisionCode, keys: &[EntryKey]) -> BTreeMap<DivisionCode, u64> {
+    let mut starts = BTreeMap::new();
+    for key in keys {
+        if child.contains(key.origin)
+            && outbox::starts_epoch(key.seq)
+            && outbox::epoch_of(key.seq) > outbox::epoch_of(inbox.applied_seq(key.origin))
+        {
+            let base = starts.entry(key.origin).or_insert(0);
+            *base = (*base).max(key.seq - 1);
+        }
+    }
+    starts
+}
+
+/// The marker of an origin this node asked to start a new epoch (`fed/resync/<code>`): kept until the epoch's
+/// first entry arrives, and answered to the child towards it on every `CheckPositions`.
+pub fn resync_key(origin: DivisionCode) -> String {
+    format!("fed/resync/{origin}")
+}
+
+/// Forgets everything this node held of `origin` before its new epoch (whose first entry follows `base`): its
+/// figures, its part of every volunteer's homes and minutes, its applied position, a resync marker, and, on a
+/// node with a parent, its entries still waiting in the outbox (the announcement supersedes them). Returns the
+/// volunteer keys whose homes or minutes changed.
+fn reset_origin(txn: &mut Txn<'_>, origin: DivisionCode, base: u64) -> Result<BTreeSet<String>, DomainError> {
+    let mut stale = Vec::new();
+    txn.store().scan(format!("roll/{origin}/").as_bytes(), None, &mut |key, _| {
+        stale.push(key.to_vec());
+        std::ops::ControlFlow::Continue(())
+    })?;
+    if txn.outbox().linked() {
+        let prefix = outbox::entry_prefix(origin);
+        let end = outbox::entry_key(origin, base);
+        txn.store().scan(prefix.as_bytes(), None, &mut |key, _| {
+            if key > end.as_bytes() {
+                return std::ops::ControlFlow::Break(());
+            }
+            stale.push(key.to_vec());
+            std::ops::ControlFlow::Continue(())
+        })?;
+    }
+    for key in stale {
+        txn.delete(key);
+    }
+    let code = origin.to_string();
+    let mut holders = Vec::new();
+    store::scan_json_keyed::<VolunteerSum>(txn.store(), "fedvol_sum/", |key, sum| {
+        if sum.homes.contains_key(&code) || sum.minutes.contains_key(&code) {
+            holders.push(key.to_string());
+        }
+    })?;
+    let mut touched = BTreeSet::new();
+    for volunteer_key in holders {
+        let key = volunteer_sum_key(&volunteer_key);
+        let Some(mut sum) = txn.get_json::<VolunteerSum>(&key)? else { continue };
+        sum.homes.remove(&code);
+        sum.minutes.remove(&code);
+        txn.put_json(key, &sum);
+        touched.insert(volunteer_key);
+    }
+    txn.put_json(origin_key(origin), &OriginRecord { applied_seq: base, newest_entry: None });
+    txn.delete(resync_key(origin));
+    Ok(touched)
+}
+
+/// A child's acknowledged positions checked against what this node holds: origins of the child's subtree whose
+/// acknowledged entries this node lost (restored from a backup), and those a marker names, must start a new
+/// epoch. A newly found loss is marked (`fed/resync/…`) and logged once.
+pub async fn check_positions(
+    app: &App,
+    child: DivisionCode,
+    request: pb::CheckPositionsRequest,
+) -> Result<pb::CheckPositionsResponse, DomainError> {
+    let federation = &app.federation;
+    if !federation.accepts_child(child) {
+        tracing::warn!(%child, "refused a position check from a node that is not a child of this node (AUTH-1)");
+        return Err(DomainError::denied(format!("node {child} is not a child of {}", federation.code)));
+    }
+    let mut lost = BTreeMap::new();
+    {
+        let inbox = federation.inbox.lock().await;
+        for ack in &request.acknowledged {
+            let origin = DivisionCode::parse(&ack.origin)
+                .map_err(|error| DomainError::invalid("acknowledged.origin", error.to_string()))?;
+            if child.contains(origin) && ack.seq > inbox.applied_seq(origin) {
+                lost.insert(origin, (ack.seq, inbox.applied_seq(origin)));
+            }
+        }
+    }
+    let mut resync = BTreeSet::new();
+    store::scan_json_keyed::<u64>(&*app.store, "fed/resync/", |key, _| {
+        if let Ok(origin) = DivisionCode::parse(key)
+            && child.contains(origin)
+        {
+            resync.insert(origin);
+        }
+    })?;
+    let new: Vec<(DivisionCode, (u64, u64))> =
+        lost.into_iter().filter(|(origin, _)| !resync.contains(origin)).collect();
+    if !new.is_empty() {
+        for (origin, (acknowledged, held)) in &new {
+            tracing::warn!(
+                %child,
+                %origin,
+                acknowledged,
+                held,
+                "this node lost entries it had acknowledged (restored from a backup?): the origin is asked to \
+                 start a new epoch and announce its whole state"
+            );
+        }
+        let marked: Vec<DivisionCode> = new.iter().map(|(origin, _)| *origin).collect();
+        app.committer
+            .write_unaudited(move |txn| {
+                let since = txn.now().timestamp_millis().max(0) as u64;
+                for origin in marked {
+                    txn.put_json(resync_key(origin), &since);
+                }
+                Ok(())
+            })
+            .await?;
+        resync.extend(new.iter().map(|(origin, _)| *origin));
+    }
+    if let Ok(mut children) = federation.children.lock() {
+        children.contact(child, super::Federation::now_ms());
+    }
+    Ok(pb::CheckPositionsResponse { resync: resync.iter().map(ToString::to_string).collect() })
 }
 
 /// Applies one entry; returns the volunteer key whose minutes or homes changed.

@@ -11,15 +11,19 @@
 //! [`announce`] is the other half: the first time a node starts with a parent, it tells the parent everything it
 //! recorded before (one `Backfill` entry carrying every cell of its own figures, then one `VolunteerRegistered`
 //! entry per volunteer with their confirmed minutes), so an office that worked alone can join the federation later
-//! without its history missing above it.
+//! without its history missing above it. The same announcement opens a new epoch (see `outbox`): after a restore
+//! from a backup (`fed/new_epoch`, written by `backup::restore`) and when the parent lost entries it had
+//! acknowledged ([`resync`]).
 
 use std::collections::BTreeMap;
 
+use ecovol_coordinator::region::DivisionCode;
 use ecovol_coordinator::rollup::{Cell, Contribution, Figures};
 use ecovol_proto::v1 as pb;
 use prost::Message as _;
 
 use super::outbox::{self, Outbox, cell_at, contribution_key, entry_key, kind_number, parse_contribution_key};
+use crate::commit::Txn;
 use crate::crypto::NodeKeys;
 use crate::error::DomainError;
 use crate::stats::{self, ActivityKindKey};
@@ -131,16 +135,116 @@ pub fn run(
 }
 
 const OUTBOX_SEQ_KEY: &[u8] = b"meta/seq/outbox";
+/// Written by `ecovol admin restore`: the epoch the restored node starts (see [`announce`]).
+pub const NEW_EPOCH_KEY: &[u8] = b"fed/new_epoch";
 
-/// On a node with a parent that has never written an outbox entry: queues its history for the parent (see the
-/// module note) and starts the outbox sequence, in one batch. Returns the entries queued.
+/// On a node with a parent: queues its whole history for the parent when it has never written an outbox entry
+/// (the first link, numbered 1, 2, 3, … in epoch 0), or when it was restored from a backup (`fed/new_epoch`,
+/// written by the restore): then its own unsent entries are withdrawn and the announcement opens the new epoch,
+/// so the parent replaces everything it held of this node. One batch, flushed. Returns the entries queued.
 pub fn announce(store: &dyn Store, outbox: &Outbox) -> Result<u64, DomainError> {
-    if !outbox.linked() || store.get(OUTBOX_SEQ_KEY)?.is_some() {
+    if !outbox.linked() {
         return Ok(0);
     }
     let origin = outbox.origin();
+    if let Some(epoch) = store.get(NEW_EPOCH_KEY)? {
+        let epoch = std::str::from_utf8(&epoch).ok().and_then(|text| text.parse::<u64>().ok()).ok_or_else(|| {
+            DomainError::Internal(format!("{} is not a number", String::from_utf8_lossy(NEW_EPOCH_KEY)))
+        })?;
+        let base = outbox::epoch_base(epoch);
+        let mut writes: Vec<Write> = own_entry_keys(store, origin)?.into_iter().map(|(key, _)| (key, None)).collect();
+        let entries = announcement(store, outbox, base + 1, true)?;
+        let last = base + entries.len() as u64;
+        for entry in &entries {
+            writes.push((entry_key(origin, entry.seq).into_bytes(), Some(entry.encode_to_vec())));
+        }
+        writes.push((OUTBOX_SEQ_KEY.to_vec(), Some(last.to_string().into_bytes())));
+        writes.push((NEW_EPOCH_KEY.to_vec(), None));
+        store.apply(&writes)?;
+        store.flush()?;
+        tracing::info!(
+            epoch,
+            entries = entries.len(),
+            "restored from a backup: this node starts a new epoch and announces its whole state to its parent"
+        );
+        return Ok(entries.len() as u64);
+    }
+    if store.get(OUTBOX_SEQ_KEY)?.is_some() {
+        return Ok(0);
+    }
+    let entries = announcement(store, outbox, 1, false)?;
+    let mut writes: Vec<Write> =
+        entries.iter().map(|entry| (entry_key(origin, entry.seq).into_bytes(), Some(entry.encode_to_vec()))).collect();
+    writes.push((OUTBOX_SEQ_KEY.to_vec(), Some((entries.len() as u64).to_string().into_bytes())));
+    store.apply(&writes)?;
+    store.flush()?;
+    Ok(entries.len() as u64)
+}
+
+/// In a committer job, when the parent reports that it lost entries of this node it had acknowledged: starts a
+/// new epoch, withdraws this node's unsent entries and queues the announcement of its whole state. Does nothing
+/// while an earlier new epoch is still waiting for the parent's first acknowledgement (that announcement is on
+/// its way and answers the same need). Returns the position before the new epoch's first entry, for
+/// `Outbox::withdraw` once the job is durable.
+pub fn resync(txn: &mut Txn<'_>) -> Result<Option<u64>, DomainError> {
+    let outbox = txn.outbox();
+    if !outbox.linked() {
+        return Ok(None);
+    }
+    let origin = outbox.origin();
+    let current = match txn.get(OUTBOX_SEQ_KEY)? {
+        Some(value) => String::from_utf8_lossy(&value).parse::<u64>().unwrap_or(0),
+        None => 0,
+    };
+    let acked: u64 = txn.get_json(&super::link::acked_key(origin))?.unwrap_or(0);
+    if outbox::epoch_of(current) > outbox::epoch_of(acked) {
+        return Ok(None);
+    }
+    let epoch = outbox::next_epoch(current, txn.now());
+    let base = outbox::epoch_base(epoch);
+    for (key, _) in own_entry_keys(txn.store(), origin)? {
+        txn.delete(key);
+    }
+    let entries = announcement(txn.store(), outbox, base + 1, true)?;
+    let last = base + entries.len() as u64;
+    for entry in entries {
+        let seq = entry.seq;
+        outbox::append(txn, origin, seq, entry.encode_to_vec());
+    }
+    txn.put(OUTBOX_SEQ_KEY.to_vec(), last.to_string());
+    txn.delete(super::link::acked_key(origin));
+    tracing::warn!(
+        epoch,
+        entries = last - base,
+        "the parent lost entries it had acknowledged (restored from a backup): this node starts a new epoch and \
+         announces its whole state again"
+    );
+    Ok(Some(base))
+}
+
+/// The keys (and seqs) of this node's own entries in its outbox.
+fn own_entry_keys(store: &dyn Store, origin: DivisionCode) -> Result<Vec<(Vec<u8>, u64)>, DomainError> {
+    let prefix = outbox::entry_prefix(origin);
+    let mut keys = Vec::new();
+    store.scan(prefix.as_bytes(), None, &mut |key, _| {
+        let seq = std::str::from_utf8(&key[prefix.len()..]).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        keys.push((key.to_vec(), seq));
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(keys)
+}
+
+/// The entries announcing this node's whole own state, numbered from `first_seq`: one `Backfill` entry with every
+/// cell of its own figures (also when there are none, if `always_backfill`: it opens a new epoch), then one
+/// `VolunteerRegistered` entry per volunteer with their confirmed minutes.
+fn announcement(
+    store: &dyn Store,
+    outbox: &Outbox,
+    first_seq: u64,
+    always_backfill: bool,
+) -> Result<Vec<pb::UpEntry>, DomainError> {
+    let origin = outbox.origin();
     let now = crate::wire::timestamp(chrono::Utc::now());
-    let mut writes: Vec<Write> = Vec::new();
     let mut contributions = Vec::new();
     let mut failure = None;
     store.scan(format!("roll/{origin}/").as_bytes(), None, &mut |key, value| {
@@ -154,20 +258,21 @@ pub fn announce(store: &dyn Store, outbox: &Outbox) -> Result<u64, DomainError> 
     if let Some(error) = failure {
         return Err(error.into());
     }
-    let mut seq = 0u64;
+    let mut entries = Vec::new();
+    let mut seq = first_seq;
     let mut entry = |kind: pb::ChangeKind| {
-        seq += 1;
-        pb::UpEntry {
+        let numbered = pb::UpEntry {
             origin: origin.to_string(),
             seq,
             committed_at: Some(now),
             kind: kind as i32,
             ..Default::default()
-        }
+        };
+        seq += 1;
+        numbered
     };
-    if !contributions.is_empty() {
-        let backfill = pb::UpEntry { contributions, ..entry(pb::ChangeKind::Backfill) };
-        writes.push((entry_key(origin, backfill.seq).into_bytes(), Some(backfill.encode_to_vec())));
+    if always_backfill || !contributions.is_empty() {
+        entries.push(pb::UpEntry { contributions, ..entry(pb::ChangeKind::Backfill) });
     }
     let mut volunteers = Vec::new();
     store.scan(b"fedkey/", None, &mut |key, value| {
@@ -181,15 +286,11 @@ pub fn announce(store: &dyn Store, outbox: &Outbox) -> Result<u64, DomainError> 
         let record =
             store::get_json::<serde_json::Value>(store, format!("vol/{number}").as_bytes())?.unwrap_or_default();
         let minutes = crate::hours::confirmed_total(store, &number)?.confirmed_minutes;
-        let registered = pb::UpEntry {
+        entries.push(pb::UpEntry {
             volunteer: Some(outbox::minimised_of(&record, &key)),
             minutes_delta: minutes as i64,
             ..entry(pb::ChangeKind::VolunteerRegistered)
-        };
-        writes.push((entry_key(origin, registered.seq).into_bytes(), Some(registered.encode_to_vec())));
+        });
     }
-    writes.push((OUTBOX_SEQ_KEY.to_vec(), Some(seq.to_string().into_bytes())));
-    store.apply(&writes)?;
-    store.flush()?;
-    Ok(seq)
+    Ok(entries)
 }

@@ -29,7 +29,9 @@ use crate::stars::{self, StarRule};
 use crate::store::{self, Store};
 use crate::wire;
 
-fn acked_key(origin: DivisionCode) -> String {
+/// The highest position of `origin` the parent acknowledged (`fed/acked/<code>`): only real acknowledgements are
+/// kept here, so `CheckPositions` can tell the parent what it must hold.
+pub(crate) fn acked_key(origin: DivisionCode) -> String {
     format!("fed/acked/{origin}")
 }
 
@@ -94,8 +96,25 @@ fn restore(app: &App, config: UplinkConfig) -> Result<Uplink, DomainError> {
             }
             std::ops::ControlFlow::Break(())
         })?;
+        // Entries below the first one kept were withdrawn (a new epoch superseded them): the uplink starts after
+        // them, as if acknowledged (the acknowledged position kept on disk stays the parent's real one).
+        if let Some(first) = first_entry_after(&*app.store, origin, 0)? {
+            let position = acked.entry(origin).or_insert(0);
+            *position = (*position).max(first - 1);
+        }
     }
     Ok(Uplink::restore(config, acked, appended))
+}
+
+/// The first entry of `origin` in the outbox after position `after`.
+fn first_entry_after(store: &dyn Store, origin: DivisionCode, after: u64) -> Result<Option<u64>, DomainError> {
+    let prefix = entry_prefix(origin);
+    let mut first = None;
+    store.scan(prefix.as_bytes(), Some(entry_key(origin, after).as_bytes()), &mut |key, _| {
+        first = std::str::from_utf8(&key[prefix.len()..]).ok().and_then(|s| s.parse::<u64>().ok());
+        std::ops::ControlFlow::Break(())
+    })?;
+    Ok(first)
 }
 
 fn uplink_config(section: &FederationSection) -> UplinkConfig {
@@ -147,8 +166,18 @@ async fn persist_acks(
                     continue;
                 }
                 txn.put_json(acked_key(origin), &seq);
-                for trimmed in from + 1..=seq {
-                    txn.delete(entry_key(origin, trimmed));
+                let prefix = entry_prefix(origin);
+                let last = entry_key(origin, seq);
+                let mut trimmed = Vec::new();
+                txn.store().scan(prefix.as_bytes(), Some(entry_key(origin, from).as_bytes()), &mut |key, _| {
+                    if key > last.as_bytes() {
+                        return std::ops::ControlFlow::Break(());
+                    }
+                    trimmed.push(key.to_vec());
+                    std::ops::ControlFlow::Continue(())
+                })?;
+                for key in trimmed {
+                    txn.delete(key);
                 }
             }
             Ok(())
@@ -177,6 +206,12 @@ async fn uplink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
         for (origin, seq) in outbox.appended_positions() {
             uplink.appended(origin, seq);
         }
+        for (origin, seq) in outbox.withdrawn_positions() {
+            if seq > uplink.acked_seq(origin) {
+                uplink.acknowledged(origin, seq);
+            }
+        }
+        outbox.set_acked(uplink.acked());
         outbox.refresh_alarm();
         let now_ms = Federation::now_ms();
         let Some(batch) = uplink.poll(now_ms) else {
@@ -187,6 +222,20 @@ async fn uplink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
             continue;
         };
         let entries = match read_batch(&*app.store, &batch) {
+            Ok(entries) if entries.is_empty() => {
+                // The outbox no longer holds these positions (withdrawn by a new epoch): go on after them.
+                for range in &batch.ranges {
+                    let next = first_entry_after(&*app.store, range.origin, range.from_seq - 1).ok().flatten();
+                    let appended =
+                        uplink.acked_seq(range.origin) + uplink.backlog().get(&range.origin).copied().unwrap_or(0);
+                    let skip_to = next.map(|first| first - 1).unwrap_or(appended);
+                    tracing::warn!(origin = %range.origin, from = range.from_seq, skip_to, "outbox entries are gone; skipped");
+                    uplink.acknowledged(range.origin, skip_to);
+                }
+                uplink.batch_answered(&[]);
+                outbox.set_acked(uplink.acked());
+                continue;
+            }
             Ok(entries) => entries,
             Err(error) => {
                 tracing::error!(%error, "cannot read the outbox; retrying");
@@ -243,7 +292,16 @@ async fn downlink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
     let poll = Duration::from_millis(section.poll_interval_ms);
     let router = Router::of(&app);
     let mut backoff = section.retry_backoff_ms_min;
+    let mut check_positions = true;
     loop {
+        if check_positions && let Err(status) = positions_checked(&app, &mut client).await {
+            if status.code() == tonic::Code::Unimplemented {
+                tracing::info!("the parent does not check positions (an older release): no resync after its restore");
+                check_positions = false;
+            } else {
+                tracing::debug!(code = ?status.code(), message = status.message(), "cannot check positions");
+            }
+        }
         let after: u64 = store::get_json(&*app.store, DOWN_POSITION_KEY.as_bytes()).ok().flatten().unwrap_or(0);
         match client.pull(pb::PullRequest { after_seq: after, max: apply::PULL_MAX }).await {
             Ok(response) => {
@@ -268,6 +326,75 @@ async fn downlink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
             }
         }
     }
+}
+
+/// Tells the parent the positions it acknowledged; starts a new epoch for the origins it answers (see
+/// [`resync`]).
+async fn positions_checked(app: &App, client: &mut FederationServiceClient<Channel>) -> Result<(), tonic::Status> {
+    let mut acknowledged = Vec::new();
+    store::scan_json_keyed::<u64>(&*app.store, "fed/acked/", |key, seq| {
+        acknowledged.push(pb::Ack { origin: key.to_string(), seq });
+    })
+    .map_err(|error| tonic::Status::internal(error.to_string()))?;
+    if acknowledged.is_empty() {
+        return Ok(());
+    }
+    let answer = client.check_positions(pb::CheckPositionsRequest { acknowledged }).await?.into_inner();
+    let origins: Vec<DivisionCode> = answer.resync.iter().filter_map(|code| DivisionCode::parse(code).ok()).collect();
+    if !origins.is_empty()
+        && let Err(error) = resync(app, origins).await
+    {
+        tracing::warn!(%error, "cannot start the new epoch the parent asked for; retrying");
+    }
+    Ok(())
+}
+
+/// The parent lost entries it had acknowledged. For this node's own origin: a new epoch with the announcement of
+/// its whole state (`backfill::resync`). For an origin below: its entries waiting here are withdrawn, the parent's
+/// acknowledgement forgotten, and a marker (`fed/resync/…`) passes the request down to the child towards it on
+/// its next `CheckPositions`; the origin's new epoch then comes up through this node.
+async fn resync(app: &App, origins: Vec<DivisionCode>) -> Result<(), DomainError> {
+    let own = app.federation.code;
+    let withdrawn = app
+        .committer
+        .write_unaudited(move |txn| {
+            let mut withdrawn = Vec::new();
+            for origin in origins {
+                if origin == own {
+                    if let Some(base) = super::backfill::resync(txn)? {
+                        withdrawn.push((own, base));
+                    }
+                    continue;
+                }
+                let marker = apply::resync_key(origin);
+                if !own.contains(origin) || txn.get(marker.as_bytes())?.is_some() {
+                    continue;
+                }
+                txn.put_json(marker, &(txn.now().timestamp_millis().max(0) as u64));
+                let prefix = entry_prefix(origin);
+                let mut waiting = Vec::new();
+                txn.store().scan(prefix.as_bytes(), None, &mut |key, _| {
+                    let seq = std::str::from_utf8(&key[prefix.len()..]).ok().and_then(|s| s.parse::<u64>().ok());
+                    waiting.push((key.to_vec(), seq.unwrap_or(0)));
+                    std::ops::ControlFlow::Continue(())
+                })?;
+                let last = waiting.iter().map(|(_, seq)| *seq).max();
+                for (key, _) in waiting {
+                    txn.delete(key);
+                }
+                txn.delete(acked_key(origin));
+                tracing::warn!(%origin, "the parent lost entries of a node below this one: it is asked to resync");
+                if let Some(last) = last {
+                    withdrawn.push((origin, last));
+                }
+            }
+            Ok(withdrawn)
+        })
+        .await?;
+    for (origin, seq) in withdrawn {
+        app.committer.outbox().withdraw(origin, seq);
+    }
+    Ok(())
 }
 
 fn apply_messages(

@@ -18,6 +18,13 @@
 //!   active-volunteer counts are kept from their 0 ↔ 1 transitions);
 //! - `out/<origin>/<seq:020>` → `UpEntry` (protobuf);
 //! - `fedkey/<volunteer>` → the volunteer's federation key; `fedvol/<key>` → the local volunteer number.
+//!
+//! **Epochs.** An origin's sequence numbers carry its *epoch* in their high 32 bits ([`epoch_of`]): a node starts
+//! in epoch 0 (1, 2, 3, …, as before epochs existed), and starts a new epoch when it was restored from a backup or
+//! its parent lost entries it had acknowledged (`backfill::resync`). The first entry of an epoch
+//! ([`starts_epoch`]) opens a whole re-announcement of the origin's state; a parent drops everything it held of
+//! that origin and takes the announcement as the new truth (`apply`). Comparing positions as plain numbers
+//! compares (epoch, index), so the coordinator's windows need no change.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -47,6 +54,9 @@ pub struct Outbox {
     volunteer_key: hmac::Key,
     appended: Mutex<BTreeMap<DivisionCode, u64>>,
     acked: Mutex<BTreeMap<DivisionCode, u64>>,
+    /// Per origin, a position up to which entries were withdrawn from the outbox (superseded by a new epoch):
+    /// the uplink treats them as acknowledged.
+    withdrawn: Mutex<BTreeMap<DivisionCode, u64>>,
     alarm: AtomicBool,
     wake: tokio::sync::Notify,
 }
@@ -62,6 +72,7 @@ impl Outbox {
             volunteer_key: hmac::Key::new(hmac::HMAC_SHA256, volunteer_key),
             appended: Mutex::new(BTreeMap::new()),
             acked: Mutex::new(BTreeMap::new()),
+            withdrawn: Mutex::new(BTreeMap::new()),
             alarm: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
         }
@@ -117,8 +128,32 @@ impl Outbox {
     /// Entries durable in the outbox and not yet acknowledged by the parent, exact at the moment of the call: an
     /// office change counts here from the moment it was acknowledged to the office.
     pub fn pending(&self) -> u64 {
-        let (Ok(appended), Ok(acked)) = (self.appended.lock(), self.acked.lock()) else { return 0 };
-        appended.iter().map(|(origin, seq)| seq.saturating_sub(acked.get(origin).copied().unwrap_or(0))).sum()
+        let (Ok(appended), Ok(acked), Ok(withdrawn)) = (self.appended.lock(), self.acked.lock(), self.withdrawn.lock())
+        else {
+            return 0;
+        };
+        appended
+            .iter()
+            .map(|(origin, seq)| {
+                let done = acked.get(origin).copied().unwrap_or(0).max(withdrawn.get(origin).copied().unwrap_or(0));
+                seq.saturating_sub(done)
+            })
+            .sum()
+    }
+
+    /// Called once a write that deleted `origin`'s entries up to `seq` from the outbox is durable (they were
+    /// superseded by a new epoch): the uplink skips them, and they no longer count as pending.
+    pub(crate) fn withdraw(&self, origin: DivisionCode, seq: u64) {
+        if let Ok(mut withdrawn) = self.withdrawn.lock() {
+            let position = withdrawn.entry(origin).or_insert(0);
+            *position = (*position).max(seq);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Positions up to which entries were withdrawn, per origin (see [`withdraw`](Outbox::withdraw)).
+    pub fn withdrawn_positions(&self) -> BTreeMap<DivisionCode, u64> {
+        self.withdrawn.lock().map(|withdrawn| withdrawn.clone()).unwrap_or_default()
     }
 
     /// Resolves when new entries were appended (or at once if that happened since the last call).
@@ -163,6 +198,33 @@ impl Outbox {
         }
         Ok(())
     }
+}
+
+/// Bits of a sequence number below the epoch.
+pub const EPOCH_SHIFT: u32 = 32;
+/// Epochs chosen from the clock count seconds from 2020-01-01T00:00:00Z, so a later restore gets a higher epoch.
+const EPOCH_CLOCK_START: i64 = 1_577_836_800;
+
+/// The epoch of a sequence number (0 for nodes that never started a new one).
+pub fn epoch_of(seq: u64) -> u64 {
+    seq >> EPOCH_SHIFT
+}
+
+/// The position just before the first entry of `epoch`.
+pub fn epoch_base(epoch: u64) -> u64 {
+    epoch << EPOCH_SHIFT
+}
+
+/// True for the first entry of an epoch above 0: it opens a re-announcement of the origin's whole state.
+pub fn starts_epoch(seq: u64) -> bool {
+    epoch_of(seq) > 0 && seq & ((1u64 << EPOCH_SHIFT) - 1) == 1
+}
+
+/// The epoch a node starts when its outbox sequence stands at `current`: above the current one, and at least the
+/// seconds since 2020 (so two restores from the same backup, a second or more apart, never share an epoch).
+pub fn next_epoch(current: u64, now: DateTime<Utc>) -> u64 {
+    let clock = (now.timestamp() - EPOCH_CLOCK_START).max(0) as u64;
+    (epoch_of(current) + 1).max(clock).min(u64::from(u32::MAX))
 }
 
 /// Changes of this node's own figures, per cell.
@@ -521,6 +583,32 @@ mod tests {
         assert_ne!(a.volunteer_key(id), c.volunteer_key(id));
         assert_eq!(a.volunteer_key(id).len(), 32);
         assert!(!a.volunteer_key(id).contains(id));
+    }
+
+    #[test]
+    fn epochs_live_in_the_high_bits_and_order_with_the_sequence() {
+        assert_eq!(epoch_of(41), 0);
+        assert!(!starts_epoch(1), "epoch 0 is the first-link numbering, not a re-announcement");
+        let base = epoch_base(7);
+        assert!(starts_epoch(base + 1) && !starts_epoch(base + 2) && !starts_epoch(base));
+        assert!(base + 1 > u64::from(u32::MAX), "every entry of a later epoch follows every entry of epoch 0");
+        let now = "2026-12-03T06:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let clock = next_epoch(0, now);
+        assert!(clock > 200_000_000, "seconds since 2020: {clock}");
+        assert_eq!(next_epoch(epoch_base(clock) + 5, now), clock + 1, "always above the current epoch");
+    }
+
+    #[test]
+    fn withdrawn_entries_are_no_longer_pending() {
+        let origin = DivisionCode::parse("320102").unwrap();
+        let outbox = Outbox::new(DivisionCode::parse("320100").unwrap(), true, 10, b"key");
+        outbox.appended(&[(origin, 5)]);
+        outbox.set_acked(&BTreeMap::from([(origin, 2)]));
+        assert_eq!(outbox.pending(), 3);
+        let base = epoch_base(9);
+        outbox.withdraw(origin, base);
+        outbox.appended(&[(origin, base + 4)]);
+        assert_eq!(outbox.pending(), 4, "only the new epoch's entries wait");
     }
 
     #[test]
