@@ -13,9 +13,12 @@ pub mod certificate;
 pub mod certs;
 pub mod connection;
 pub mod console;
+pub mod exchange;
+pub mod export;
 pub mod failure;
 pub mod health;
 pub mod hours;
+pub mod import;
 pub mod node;
 pub mod plan;
 pub mod project;
@@ -122,6 +125,13 @@ pub enum Command {
     Node(node::NodeCommand),
     /// Ask a node whether it serves (gRPC health); exit 0 if it does, 1 if not (for container health checks).
     Health(health::HealthArgs),
+    /// Import a spreadsheet (.csv or .xlsx) of volunteers, teams or hours (docs/SPREADSHEETS.md).
+    Import(import::ImportArgs),
+    /// Export volunteers, teams, projects, hours, statistics or plan progress to .xlsx or .csv.
+    Export(export::ExportArgs),
+    /// The exchange with the national volunteer platform: consent, export, recognition (docs/EXCHANGE.md).
+    #[command(subcommand)]
+    Exchange(exchange::ExchangeCommand),
 }
 
 /// Runs the command line of this process; returns the exit code.
@@ -194,6 +204,9 @@ async fn dispatch(command: Command, connection: &ConnectionArgs, console: &mut C
         Command::Audit(command) => audit::run(command, connection, console).await,
         Command::Node(command) => node::run(command, connection, console).await,
         Command::Health(args) => health::run(args, connection, console).await,
+        Command::Import(args) => import::run(args, connection, console).await,
+        Command::Export(args) => export::run(args, connection, console).await,
+        Command::Exchange(command) => exchange::run(command, connection, console).await,
     }
 }
 

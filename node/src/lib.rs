@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod evaluation;
+pub mod exchange;
 pub mod federation;
 pub mod hours;
 pub mod metrics;

@@ -27,6 +27,7 @@ use crate::auth::Caller;
 use crate::config::Config;
 use crate::service::campaign::CampaignApi;
 use crate::service::certificate::CertificateApi;
+use crate::service::exchange::ExchangeApi;
 use crate::service::federation::FederationApi;
 use crate::service::hours::ServiceRecordApi;
 use crate::service::plan::PlanApi;
@@ -39,6 +40,7 @@ use crate::service::{
 };
 use ecovol_proto::v1::campaign_service_server::CampaignServiceServer;
 use ecovol_proto::v1::certificate_service_server::CertificateServiceServer;
+use ecovol_proto::v1::exchange_service_server::ExchangeServiceServer;
 use ecovol_proto::v1::federation_service_server::FederationServiceServer;
 use ecovol_proto::v1::plan_service_server::PlanServiceServer;
 use ecovol_proto::v1::recognition_service_server::RecognitionServiceServer;
@@ -153,6 +155,7 @@ pub async fn run_with(
     health_reporter.set_serving::<SupervisionServiceServer<SupervisionApi>>().await;
     health_reporter.set_serving::<PlanServiceServer<PlanApi>>().await;
     health_reporter.set_serving::<CampaignServiceServer<CampaignApi>>().await;
+    health_reporter.set_serving::<ExchangeServiceServer<ExchangeApi>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ecovol_proto::FILE_DESCRIPTOR_SET)
@@ -195,7 +198,8 @@ pub async fn run_with(
             SupervisionServiceServer::new(SupervisionApi { app: app.clone() }).max_decoding_message_size(limit),
         )
         .add_service(PlanServiceServer::new(PlanApi { app: app.clone() }).max_decoding_message_size(limit))
-        .add_service(CampaignServiceServer::new(CampaignApi { app: app.clone() }).max_decoding_message_size(limit));
+        .add_service(CampaignServiceServer::new(CampaignApi { app: app.clone() }).max_decoding_message_size(limit))
+        .add_service(ExchangeServiceServer::new(ExchangeApi { app: app.clone() }).max_decoding_message_size(limit));
 
     let sweeper = tokio::spawn(retention_sweeps(app.clone()));
     // Graceful shutdown: stop accepting, let in-flight requests finish for up to the grace period, then close what

@@ -5,6 +5,7 @@ pub mod account;
 pub mod audit;
 pub mod campaign;
 pub mod certificate;
+pub mod exchange;
 pub mod federation;
 pub mod hours;
 pub mod node;

@@ -220,6 +220,10 @@ impl Node {
     pub fn campaigns(&self) -> ecovol_proto::v1::campaign_service_client::CampaignServiceClient<Authenticated> {
         ecovol_proto::v1::campaign_service_client::CampaignServiceClient::new(self.authenticated())
     }
+
+    pub fn exchange(&self) -> ecovol_proto::v1::exchange_service_client::ExchangeServiceClient<Authenticated> {
+        ecovol_proto::v1::exchange_service_client::ExchangeServiceClient::new(self.authenticated())
+    }
 }
 
 /// An error with its causes, `outer: inner: root` (tonic's own message is often just "transport error").
