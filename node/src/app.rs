@@ -44,8 +44,11 @@ impl App {
     /// Opens the store and the key named in `config`, and starts the committer.
     pub fn open(config: Config) -> Result<Arc<App>, OpenError> {
         let keys = NodeKeys::load(&config.store.key_file)?;
-        let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(&config.store.path, config.store.cache_capacity_mb << 20)?);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open_with(
+            &config.store.path,
+            config.store.cache_capacity_mb << 20,
+            config.store.durability,
+        )?);
         let found = check_schema(&*store)?;
         let code = config.division_code();
         let outbox = match &config.federation {

@@ -297,6 +297,9 @@ pub struct StoreSection {
     pub queue_max: usize,
     /// Folder where `ecovol admin backup` (gRPC `NodeService.CreateBackup`) writes snapshots of the running node.
     pub backup_dir: PathBuf,
+    /// What an acknowledged write survives: "power-loss" (default: every group commit ends in `fdatasync`) or
+    /// "process-crash" (sled's flush only; faster, but the last writes may be lost when the machine loses power).
+    pub durability: crate::store::Durability,
 }
 
 impl Default for StoreSection {
@@ -308,6 +311,7 @@ impl Default for StoreSection {
             group_commit_max: 1024,
             queue_max: 8192,
             backup_dir: PathBuf::from("backups"),
+            durability: crate::store::Durability::default(),
         }
     }
 }

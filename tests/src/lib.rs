@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod federation_load;
 pub mod fixtures;
 pub mod process;
+pub mod proxy;
 pub mod scenario;
 pub mod sim;
 
