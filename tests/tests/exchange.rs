@@ -124,8 +124,11 @@ async fn the_export_is_incremental_repeatable_and_only_for_consenting_volunteers
     assert_eq!(items(&dir("all"), "volunteers").len(), 2);
     assert_eq!(items(&dir("all"), "service_records").len(), 2);
 
-    // A withdrawal goes once, without personal information.
-    consent(&cast, &cast.served, false).await;
+    // A withdrawal goes once, without personal information (recorded from the command line).
+    let args = ["exchange", "consent", &cast.served, "--withdraw", "--evidence", "本人电话撤回"];
+    let (code, out, err) = ecovol(&cast, &cast.node.tokens.staff, &args).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("changed:") && out.contains("yes"), "{out}");
     export(&cast, &dir("4"), Some(&fourth)).await;
     let withdrawn = items(&dir("4"), "volunteers");
     assert_eq!(withdrawn.len(), 1);
@@ -225,6 +228,11 @@ async fn recognised_records_are_validated_deduplicated_and_marked_with_their_sou
     assert_eq!(sources, ["zj-volunteer/ZJ-0001", "national/ZJ-0001"]);
     assert_eq!(recognised.hours_x100_total, 300);
     assert_eq!(recognised.records[0].organisation, "杭州市志愿者协会");
+
+    let (code, out, err) = ecovol(&cast, &staff, &["exchange", "records", &cast.served]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("zj-volunteer/ZJ-0001") && out.contains("national/ZJ-0001"), "{out}");
+    assert!(err.contains("total: 3.00 h"), "{err}");
 
     // The volunteer reads their own; another volunteer's account does not; a bad source is refused whole.
     let own = ExchangeServiceClient::new(authed(&cast.node, &cast.served_token)).list_recognised_records(list).await;

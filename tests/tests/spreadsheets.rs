@@ -3,8 +3,8 @@
 //! account), real .csv and .xlsx files in a temporary folder.
 //!
 //! The 100,000-row streaming import is `#[ignore]`d: run it with
-//! `cargo nextest run -p ecovol-tests --test spreadsheets --run-ignored only` (its figures are in
-//! docs/SPREADSHEETS.md).
+//! `cargo test -p ecovol-tests --test spreadsheets -- --ignored --nocapture` (nextest's profile ends a test after
+//! five minutes, and the run takes longer on two cores); its figures are in docs/SPREADSHEETS.md.
 
 use std::path::{Path, PathBuf};
 
