@@ -6,6 +6,7 @@
 //! let mut volunteers = node.volunteers(&node.staff_token);
 //! ```
 
+pub mod bench;
 pub mod cluster;
 pub mod federation_load;
 pub mod fixtures;
