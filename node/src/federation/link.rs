@@ -293,8 +293,13 @@ async fn downlink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
     let router = Router::of(&app);
     let mut backoff = section.retry_backoff_ms_min;
     let mut check_positions = true;
+    let mut round: u64 = 0;
     loop {
-        if check_positions && let Err(status) = positions_checked(&app, &mut client).await {
+        round += 1;
+        if check_positions
+            && round % CHECK_POSITIONS_EVERY == 1
+            && let Err(status) = positions_checked(&app, &mut client).await
+        {
             if status.code() == tonic::Code::Unimplemented {
                 tracing::info!("the parent does not check positions (an older release): no resync after its restore");
                 check_positions = false;
@@ -327,6 +332,11 @@ async fn downlink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
         }
     }
 }
+
+/// The downlink checks positions with the parent on its first round and then every this many rounds (a round
+/// is one pull, at most `poll_interval_ms` apart when idle): a restored parent asks for resyncs within about ten
+/// polls, and a pull is not slowed by a second call every time.
+const CHECK_POSITIONS_EVERY: u64 = 10;
 
 /// Tells the parent the positions it acknowledged; starts a new epoch for the origins it answers (see
 /// [`resync`]).
