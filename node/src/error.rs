@@ -10,9 +10,15 @@ pub struct FieldViolation {
     pub description: String,
 }
 
-/// Collects every broken rule of a request, so the caller sees all of them at once, not only the first.
+/// At most this many violations are listed for one request; the rest are counted. A 4 MiB request can hold
+/// four million bad list elements, and listing each (in the message and in `BadRequest`) once made an answer of
+/// hundreds of megabytes that never arrived (docs/BAD_INPUT.md).
+pub const VIOLATIONS_LISTED_MAX: usize = 100;
+
+/// Collects every broken rule of a request, so the caller sees all of them at once, not only the first
+/// (up to `VIOLATIONS_LISTED_MAX`; a last violation says how many more there were).
 #[derive(Debug, Default, Clone)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations(Vec<FieldViolation>, usize);
 
 impl Violations {
     pub fn new() -> Self {
@@ -21,7 +27,11 @@ impl Violations {
 
     /// Records that `field` breaks `description`.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+        if self.0.len() < VIOLATIONS_LISTED_MAX {
+            self.0.push(FieldViolation { field: field.into(), description: description.into() });
+        } else {
+            self.1 += 1;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -29,7 +39,15 @@ impl Violations {
     }
 
     /// `Ok(())` if nothing was recorded, else `DomainError::Invalid` with every violation.
-    pub fn into_result(self) -> Result<(), DomainError> {
+    pub fn into_result(mut self) -> Result<(), DomainError> {
+        if self.1 > 0
+            && let Some(last) = self.0.last().map(|violation| violation.field.clone())
+        {
+            self.0.push(FieldViolation {
+                field: last,
+                description: format!("and {} more broken rules, not listed", self.1),
+            });
+        }
         if self.0.is_empty() { Ok(()) } else { Err(DomainError::Invalid(self.0)) }
     }
 

@@ -20,9 +20,20 @@ pub fn optional_timestamp(time: Option<DateTime<Utc>>) -> Option<prost_types::Ti
     time.map(timestamp)
 }
 
+/// First second a wire timestamp may name: 0001-01-01T00:00:00Z, the start of `google.protobuf.Timestamp`'s range.
+pub const TIMESTAMP_SECONDS_MIN: i64 = -62_135_596_800;
+/// Last second a wire timestamp may name: 9999-12-31T23:59:59Z, the end of `google.protobuf.Timestamp`'s range.
+pub const TIMESTAMP_SECONDS_MAX: i64 = 253_402_300_799;
+
 /// A wire timestamp as UTC time; `None` if out of range.
+///
+/// The range is `google.protobuf.Timestamp`'s (years 1 to 9999), narrower than chrono's (±262 143 years), so
+/// that adding or subtracting minutes or days to a stored time cannot overflow chrono (which panics): a project
+/// created at chrono's first instant once stopped the committer when hours were recorded against it.
 pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    if !(0..1_000_000_000).contains(&timestamp.nanos) {
+    if !(0..1_000_000_000).contains(&timestamp.nanos)
+        || !(TIMESTAMP_SECONDS_MIN..=TIMESTAMP_SECONDS_MAX).contains(&timestamp.seconds)
+    {
         return None;
     }
     DateTime::from_timestamp(timestamp.seconds, timestamp.nanos as u32)
