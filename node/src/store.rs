@@ -347,9 +347,10 @@ impl Store for SledStore {
             }
             return self.recover();
         }
-        let flushed = self.db()?.flush();
+        // Cleared before the flush: a batch applied while it runs (the committer applies the next group during
+        // a flush) marks the store dirty again, so a failed flush never lets that batch be acknowledged by a reopen.
         self.dirty.store(false, Ordering::SeqCst);
-        flushed.map_err(|error| self.write_failed(error))?;
+        self.db()?.flush().map_err(|error| self.write_failed(error))?;
         if self.durability == Durability::PowerLoss {
             self.sync_files().map_err(|error| {
                 self.poisoned.store(true, Ordering::SeqCst);
