@@ -19,7 +19,7 @@ use ecovol_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 use crate::app::App;
 use crate::audit::{self, AuditContext};
@@ -96,7 +96,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let office_tls = match &config.office.tls {
-        Some(tls) => Some(Arc::new(OfficeTls(std::sync::RwLock::new(office_tls_config(tls)?)))),
+        Some(tls) => Some(PortTls::new(office_tls_config(tls)?)),
         None => None,
     };
     let federation_listener = match (&config.federation, federation_listener) {
@@ -124,8 +124,8 @@ pub async fn run_with(
     let federation_server = match (federation_listener, federation_tls) {
         (Some(listener), Some(tls)) => {
             tracing::info!(address = ?listener.local_addr().ok(), "federation port serving (mutual TLS)");
-            let builder = Server::builder().tls_config(tls).context("federation TLS configuration")?;
-            Some(tokio::spawn(serve_federation(app.clone(), listener, builder, federation_stopped.clone(), reload)))
+            let tls = PortTls::new(tls);
+            Some(tokio::spawn(serve_federation(app.clone(), listener, tls, federation_stopped.clone(), reload)))
         }
         _ => None,
     };
@@ -211,7 +211,7 @@ pub async fn run_with(
     type Serving<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
     let (mut serving, office_acceptor): (Serving<'_>, _) = match &office_tls {
         Some(tls) => {
-            let (acceptor, incoming) = accept_office_tls(listener, tls.clone());
+            let (acceptor, incoming) = accept_tls(listener, tls.clone(), "office");
             (Box::pin(router.serve_with_incoming_shutdown(incoming, serving_stopped)), Some(acceptor))
         }
         None => {
@@ -262,19 +262,23 @@ pub async fn run_with(
 }
 
 /// The TLS settings of the federation port, read from the files `[federation]` names.
-fn federation_tls_config(section: &crate::config::FederationSection) -> anyhow::Result<ServerTlsConfig> {
-    let read =
-        |path: &Path, key: &str| std::fs::read(path).with_context(|| format!("federation.{key} {}", path.display()));
-    Ok(ServerTlsConfig::new()
-        .identity(Identity::from_pem(read(&section.cert_file, "cert_file")?, read(&section.key_file, "key_file")?))
-        .client_ca_root(Certificate::from_pem(read(&section.ca_file, "ca_file")?))
-        .client_auth_optional(false))
+/// The federation port's TLS from the files `[federation]` names: the node's certificate and key, and a client
+/// certificate of the federation CA **required** of every peer (AUTH-1 then checks which node it names).
+fn federation_tls_config(section: &crate::config::FederationSection) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let files =
+        TlsFiles { cert_file: &section.cert_file, key_file: &section.key_file, client_ca_file: Some(&section.ca_file) };
+    server_tls_config("federation", files, ClientCertificates::Required)
 }
 
-/// The rustls configuration of the office port: what each new connection's handshake uses, replaced on SIGHUP.
-struct OfficeTls(std::sync::RwLock<Arc<rustls::ServerConfig>>);
+/// The rustls configuration of a port: what each new connection's handshake uses, replaced on SIGHUP (so a
+/// rotated certificate serves the next connection while open ones finish on the old one).
+struct PortTls(std::sync::RwLock<Arc<rustls::ServerConfig>>);
 
-impl OfficeTls {
+impl PortTls {
+    fn new(config: Arc<rustls::ServerConfig>) -> Arc<PortTls> {
+        Arc::new(PortTls(std::sync::RwLock::new(config)))
+    }
+
     fn current(&self) -> Arc<rustls::ServerConfig> {
         match self.0.read() {
             Ok(current) => current.clone(),
@@ -290,51 +294,89 @@ impl OfficeTls {
     }
 }
 
-/// Longest a client may take over its TLS handshake on the office port.
-const OFFICE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most this many refused handshakes are logged per port and minute; the rest are counted in the next line.
+const REFUSALS_LOGGED_PER_MINUTE: u32 = 20;
+
+/// The certificate files of a port.
+struct TlsFiles<'a> {
+    cert_file: &'a Path,
+    key_file: &'a Path,
+    client_ca_file: Option<&'a Path>,
+}
+
+/// Whether a port's clients must present a certificate of its client CA.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientCertificates {
+    /// The federation port: no certificate, no connection.
+    Required,
+    /// The office port: a certificate logs in, a token works too.
+    Optional,
+}
 
 /// The office port's TLS from the files `[office.tls]` names: the node's certificate chain and key, and, with
 /// `client_ca_file`, client certificates of that CA accepted but not required (a token works too; an account is
 /// bound to a certificate by its SHA-256, `auth::authenticate`). HTTP/2 only (ALPN h2), ring as the provider.
 fn office_tls_config(tls: &crate::config::TlsSection) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let files =
+        TlsFiles { cert_file: &tls.cert_file, key_file: &tls.key_file, client_ca_file: tls.client_ca_file.as_deref() };
+    server_tls_config("office.tls", files, ClientCertificates::Optional)
+}
+
+/// A port's rustls configuration; errors name the config keys under `section`. HTTP/2 only (ALPN h2), ring.
+fn server_tls_config(
+    section: &str,
+    files: TlsFiles<'_>,
+    clients: ClientCertificates,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject as _;
+    let tls = files;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let read =
-        |path: &Path, key: &str| std::fs::read(path).with_context(|| format!("office.tls.{key} {}", path.display()));
-    let chain = CertificateDer::pem_slice_iter(&read(&tls.cert_file, "cert_file")?)
+        |path: &Path, key: &str| std::fs::read(path).with_context(|| format!("{section}.{key} {}", path.display()));
+    let chain = CertificateDer::pem_slice_iter(&read(tls.cert_file, "cert_file")?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| anyhow::anyhow!("office.tls.cert_file {}: {error}", tls.cert_file.display()))?;
+        .map_err(|error| anyhow::anyhow!("{section}.cert_file {}: {error}", tls.cert_file.display()))?;
     if chain.is_empty() {
-        anyhow::bail!("office.tls.cert_file {}: holds no PEM certificate", tls.cert_file.display());
+        anyhow::bail!("{section}.cert_file {}: holds no PEM certificate", tls.cert_file.display());
     }
-    let key = PrivateKeyDer::from_pem_slice(&read(&tls.key_file, "key_file")?)
-        .map_err(|error| anyhow::anyhow!("office.tls.key_file {}: {error}", tls.key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(tls.key_file, "key_file")?)
+        .map_err(|error| anyhow::anyhow!("{section}.key_file {}: {error}", tls.key_file.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("office TLS: protocol versions")?;
-    let builder = match &tls.client_ca_file {
+        .with_context(|| format!("{section}: TLS protocol versions"))?;
+    // The federation section names its CA `ca_file`, the office's `client_ca_file`.
+    let ca_key = if clients == ClientCertificates::Required {
+        format!("{section}.ca_file")
+    } else {
+        format!("{section}.client_ca_file")
+    };
+    let builder = match tls.client_ca_file {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for certificate in CertificateDer::pem_slice_iter(&read(ca, "client_ca_file")?) {
-                let certificate = certificate
-                    .map_err(|error| anyhow::anyhow!("office.tls.client_ca_file {}: {error}", ca.display()))?;
-                roots.add(certificate).with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
+                let certificate = certificate.map_err(|error| anyhow::anyhow!("{ca_key} {}: {error}", ca.display()))?;
+                roots.add(certificate).with_context(|| format!("{ca_key} {}", ca.display()))?;
             }
             if roots.is_empty() {
-                anyhow::bail!("office.tls.client_ca_file {}: holds no PEM certificate", ca.display());
+                anyhow::bail!("{ca_key} {}: holds no PEM certificate", ca.display());
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .with_context(|| format!("office.tls.client_ca_file {}", ca.display()))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match clients {
+                ClientCertificates::Required => verifier,
+                ClientCertificates::Optional => verifier.allow_unauthenticated(),
+            };
+            let verifier = verifier.build().with_context(|| format!("{ca_key} {}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
     let mut config = builder.with_single_cert(chain, key).with_context(|| {
         format!(
-            "office.tls: the key {} does not go with the certificate {}",
+            "{section}: the key {} does not go with the certificate {}",
             tls.key_file.display(),
             tls.cert_file.display()
         )
@@ -343,24 +385,27 @@ fn office_tls_config(tls: &crate::config::TlsSection) -> anyhow::Result<Arc<rust
     Ok(Arc::new(config))
 }
 
-/// Accepts office connections and runs each one's TLS handshake with the configuration current at that moment,
-/// so a reloaded certificate serves the next connection. Handshakes run side by side, each bounded by
-/// `OFFICE_HANDSHAKE_TIMEOUT`, so a slow client holds up nobody; finished ones go to the server. Aborting the
-/// returned task closes the port.
-fn accept_office_tls(
+/// Accepts connections on a port and runs each one's TLS handshake with the configuration current at that
+/// moment, so a reloaded certificate serves the next connection. Handshakes run side by side, each bounded by
+/// `HANDSHAKE_TIMEOUT`, so a slow client holds up nobody; finished ones go to the server. A refused handshake (a
+/// wrong CA, an expired certificate, plain text…) is logged as a warning with the peer's address, at most
+/// `REFUSALS_LOGGED_PER_MINUTE` a minute. Aborting the returned task closes the port.
+fn accept_tls(
     listener: TcpListener,
-    tls: Arc<OfficeTls>,
+    tls: Arc<PortTls>,
+    port: &'static str,
 ) -> (
     tokio::task::JoinHandle<()>,
     tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>,
 ) {
     let (handoff, incoming) = tokio::sync::mpsc::channel(64);
+    let refusals = Arc::new(RefusalLog::default());
     let task = tokio::spawn(async move {
         loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "office port: cannot accept");
+                    tracing::warn!(%error, port, "cannot accept a connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -370,14 +415,14 @@ fn accept_office_tls(
             }
             let _ = stream.set_nodelay(true);
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-            let handoff = handoff.clone();
+            let (handoff, refusals) = (handoff.clone(), refusals.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(OFFICE_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
                         let _ = handoff.send(Ok(stream)).await;
                     }
-                    Ok(Err(error)) => tracing::debug!(%error, "office port: TLS handshake refused"),
-                    Err(_) => tracing::debug!("office port: TLS handshake timed out"),
+                    Ok(Err(error)) => refusals.refused(port, peer, &error.to_string()),
+                    Err(_) => refusals.refused(port, peer, "the TLS handshake timed out"),
                 }
             });
         }
@@ -385,11 +430,38 @@ fn accept_office_tls(
     (task, tokio_stream::wrappers::ReceiverStream::new(incoming))
 }
 
+/// Rate-limited warnings of refused handshakes: a flood of bad connections cannot flood the log.
+#[derive(Default)]
+struct RefusalLog(std::sync::Mutex<Option<(std::time::Instant, u32, u64)>>);
+
+impl RefusalLog {
+    fn refused(&self, port: &'static str, peer: std::net::SocketAddr, reason: &str) {
+        let mut window = match self.0.lock() {
+            Ok(window) => window,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = std::time::Instant::now();
+        let (started, logged, suppressed) = window.get_or_insert((now, 0, 0));
+        if now.duration_since(*started) >= Duration::from_secs(60) {
+            if *suppressed > 0 {
+                tracing::warn!(port, suppressed = *suppressed, "more TLS handshakes were refused in the last minute");
+            }
+            (*started, *logged, *suppressed) = (now, 0, 0);
+        }
+        if *logged < REFUSALS_LOGGED_PER_MINUTE {
+            *logged += 1;
+            tracing::warn!(port, %peer, reason, "TLS handshake refused");
+        } else {
+            *suppressed += 1;
+        }
+    }
+}
+
 /// On each SIGHUP, `reload`; a reload that succeeded then makes the federation port and the links to the parent
 /// read their certificate files again (the returned counter, see `serve_federation` and `relink_on_reload`).
 fn reload_on_hangup(
     app: Arc<App>,
-    office_tls: Option<Arc<OfficeTls>>,
+    office_tls: Option<Arc<PortTls>>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<u64>) {
     let mut hangups = hangups();
@@ -414,7 +486,7 @@ fn reload_on_hangup(
 /// certificates rotate). Everything is checked before anything changes: an invalid config, or office TLS files
 /// that cannot be used, change nothing and are the error returned. Other settings that changed are named in a
 /// warning: they take effect at the next restart.
-fn reload(app: &App, office_tls: Option<&OfficeTls>, metrics: &crate::metrics::Metrics) -> anyhow::Result<()> {
+fn reload(app: &App, office_tls: Option<&PortTls>, metrics: &crate::metrics::Metrics) -> anyhow::Result<()> {
     let current = &app.config;
     let (config, from) = match current.reload() {
         Some(loaded) => {
@@ -509,80 +581,45 @@ fn hangups() -> tokio::sync::watch::Receiver<u64> {
     counted
 }
 
-/// Serves the federation port until `stopped`. On SIGHUP the certificate, key and CA files are read again: new
-/// connections get the new certificate at once, while connections already open finish on the old one (the old
-/// server generation drains for up to a minute). One loop accepts and hands each connection to the current
-/// generation, so the port never closes. Files that cannot be read or used leave the current certificate in
-/// place, with an error in the log.
+/// Serves the federation port until `stopped`. On each successful SIGHUP reload the certificate, key and CA files
+/// are read again and serve the next connection's handshake; open connections finish on the old ones, and no
+/// connection is dropped by the reload. Files that cannot be used are logged and the previous ones kept.
 async fn serve_federation(
     app: Arc<App>,
     listener: TcpListener,
-    builder: Server,
+    tls: Arc<PortTls>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
     mut reload: tokio::sync::watch::Receiver<u64>,
 ) -> anyhow::Result<()> {
-    let mut builder = Some(builder);
-    let mut draining = Vec::new();
-    let mut reloadable = true;
-    while let Some(next) = builder.take() {
-        let (handoff, incoming) = tokio::sync::mpsc::channel::<std::io::Result<tokio::net::TcpStream>>(64);
-        let (stop_generation, generation_stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(
-            next.timeout(Duration::from_millis(app.config.office.request_timeout_ms.max(30_000)))
-                .tcp_nodelay(true)
-                .add_service(
-                    FederationServiceServer::new(FederationApi { app: app.clone() })
-                        .max_decoding_message_size(64 << 20),
-                )
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(incoming), async move {
-                    let _ = generation_stopped.await;
-                }),
-        );
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => { let _ = handoff.send(Ok(stream)).await; }
-                    Err(error) => {
-                        tracing::warn!(%error, "federation port: cannot accept");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-                () = async { let _ = stopped.wait_for(|stop| *stop).await; } => break,
-                changed = reload.changed(), if reloadable => {
-                    if changed.is_err() {
-                        reloadable = false;
-                        continue;
-                    }
-                    let section = app.config.federation.as_ref().context("no [federation] section")?;
-                    match federation_tls_config(section).and_then(|tls| Ok(Server::builder().tls_config(tls)?)) {
-                        Ok(reloaded) => {
-                            builder = Some(reloaded);
-                            tracing::info!("federation port: certificate reloaded; new connections use it");
-                            break;
-                        }
-                        Err(error) => tracing::error!(
-                            error = format!("{error:#}"),
-                            "federation port: cannot use the certificate files; still serving the previous certificate"
-                        ),
-                    }
+    let (acceptor, incoming) = accept_tls(listener, tls.clone(), "federation");
+    let reload_app = app.clone();
+    let reloader = tokio::spawn(async move {
+        while reload.changed().await.is_ok() {
+            let Some(section) = reload_app.config.federation.as_ref() else { return };
+            match federation_tls_config(section) {
+                Ok(config) => {
+                    tls.replace(config);
+                    tracing::info!("federation port: certificate reloaded; new connections use it");
                 }
-                served = &mut server => return served?.map_err(anyhow::Error::from),
+                Err(error) => tracing::error!(
+                    error = format!("{error:#}"),
+                    "federation port: cannot use the certificate files; still serving the previous certificate"
+                ),
             }
         }
-        let _ = stop_generation.send(());
-        drop(handoff);
-        if builder.is_none() {
-            for old in draining {
-                tokio::task::JoinHandle::abort(&old);
-            }
-            return server.await?.map_err(anyhow::Error::from);
-        }
-        draining.retain(|old: &tokio::task::JoinHandle<_>| !old.is_finished());
-        draining.push(tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(60), server).await;
-        }));
-    }
-    Ok(())
+    });
+    let served = Server::builder()
+        .timeout(Duration::from_millis(app.config.office.request_timeout_ms.max(30_000)))
+        .add_service(
+            FederationServiceServer::new(FederationApi { app: app.clone() }).max_decoding_message_size(64 << 20),
+        )
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await;
+    acceptor.abort();
+    reloader.abort();
+    served.map_err(anyhow::Error::from)
 }
 
 /// After a reload: restarts the links to the parent so they present the reloaded certificate. The old links are stopped first and their last writes waited for (a no-op write queued

@@ -383,14 +383,15 @@ async fn hours_served_in_two_counties_earn_stars_certified_by_the_right_level() 
     serve(xishan, &numbers[1], 120, 2, "xs-1").await;
     // 4 h in all: each home county learns the 2 h served in the other and reaches 4★; the stars above the
     // county's level are certified by the city on the path to that county.
-    let at_xuanwu = eventually(xuanwu, &numbers[0], |p| p.star == 4).await;
+    // A county can reach 4★ before the notice carrying the city's certifications arrives: wait for them.
+    let at_xuanwu = eventually(xuanwu, &numbers[0], |p| p.star == 4 && p.certifications.len() == 2).await;
     assert_eq!((at_xuanwu.confirmed_minutes, at_xuanwu.elsewhere_minutes), (120, 120));
     let certified: Vec<(u32, String)> =
         at_xuanwu.certifications.iter().map(|c| (c.star, c.certified_by.clone())).collect();
     assert_eq!(certified, [(3, "320100".to_string()), (4, "320100".to_string())]);
     let own_levels: Vec<(u32, bool)> = at_xuanwu.star_events.iter().map(|e| (e.star, e.certified)).collect();
     assert_eq!(own_levels, [(1, true), (2, true), (3, false), (4, false)], "the county certifies 1–2★ itself");
-    let at_xishan = eventually(xishan, &numbers[1], |p| p.star == 4).await;
+    let at_xishan = eventually(xishan, &numbers[1], |p| p.star == 4 && p.certifications.len() == 2).await;
     let certified: Vec<(u32, String)> =
         at_xishan.certifications.iter().map(|c| (c.star, c.certified_by.clone())).collect();
     assert_eq!(certified, [(3, "320200".to_string()), (4, "320200".to_string())]);

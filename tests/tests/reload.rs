@@ -282,6 +282,9 @@ async fn an_office_client_signs_in_with_a_certificate_the_command_line_issued() 
     ecovol_ok(&["certs", "issue", "--client", "desk", "--name", "别处", "--dir", path(&elsewhere)]).await;
     let foreign = city.who_is(&ca, "elsewhere/desk.pem", "elsewhere/desk.key").await.unwrap_err();
     assert!(!foreign.starts_with("unauthenticated"), "refused before any account lookup: {foreign}");
+    // Refused handshakes are logged with the peer's address (rate-limited), not only at debug level.
+    let log = read(&city.log);
+    assert!(log.contains("TLS handshake refused") && log.contains("127.0.0.1:"), "{log}");
 
     // Revoking the account revokes the certificate at once.
     let mut operator = city.operator(city.channel(&ca, None).await.unwrap());
