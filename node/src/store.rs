@@ -74,9 +74,10 @@ pub enum Durability {
 /// sled 0.34 as the store. `flush` is durable as `Durability` says.
 ///
 /// sled 0.34 poisons a database handle on its first failed write (disk full, read-only, I/O error): from then on
-/// every write fails while reads keep working. The handle is then only reopened by `flush` once no write is
-/// waiting for a flush and a probe write in the store's folder succeeds (space came back), so nothing that was
-/// refused reappears and nothing acknowledged is dropped (the reopened database holds exactly what was flushed).
+/// every write fails, while reads usually keep working (sled fails them too when its background writer met the
+/// error). The handle is then only reopened by `flush` once no write is waiting for a flush and a probe write in
+/// the store's folder succeeds (space came back), so nothing that was refused reappears and nothing acknowledged
+/// is dropped (the reopened database holds exactly what was flushed).
 pub struct SledStore {
     path: PathBuf,
     cache_capacity_bytes: u64,
