@@ -152,7 +152,11 @@ impl Committer {
             .send(Message::Job(job))
             .await
             .map_err(|_| DomainError::Unavailable("the node is shutting down".into()))?;
-        answer.await.map_err(|_| DomainError::Unavailable("the node is shutting down".into()))?
+        // The committer finishes every queued job before it stops, so an answer that never comes means the job
+        // panicked (a bug; logged by the committer, nothing of it stored).
+        answer
+            .await
+            .map_err(|_| DomainError::Internal("the write failed inside the node; nothing of it was stored".into()))?
     }
 
     /// Finishes the queued jobs, flushes, and stops the thread. Later writes are refused with Unavailable.
@@ -237,7 +241,26 @@ fn run(
                     stats.jobs.fetch_add(1, Ordering::Relaxed);
                     let mut txn = Txn::new(&*store, &outbox, clock.now());
                     txn.refused = failed.clone();
-                    let completion = job(&mut txn);
+                    // A bug that panics inside a use-case must cost one request, not the node's writes: the job's
+                    // writes are dropped (nothing of it was applied; sequences and the outbox move only with
+                    // applied writes), its caller's reply is dropped with the closure, which the caller reads as
+                    // Internal (`submit`), and the committer goes on with the next job.
+                    let completion = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut txn))) {
+                        Ok(completion) => completion,
+                        Err(panic) => {
+                            let message = panic
+                                .downcast_ref::<&str>()
+                                .map(|text| text.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            tracing::error!(panic = %message, "a write job panicked: its writes are dropped");
+                            if pending.len() >= group_max {
+                                break;
+                            }
+                            next = receiver.try_recv().ok();
+                            continue;
+                        }
+                    };
                     let writes: Vec<Write> = txn.writes.into_iter().collect();
                     if writes.is_empty() {
                         pending.push(completion);
@@ -489,6 +512,30 @@ mod tests {
         let (jobs, flushes) = (stats.jobs.load(Ordering::Relaxed), stats.flushes.load(Ordering::Relaxed));
         assert_eq!(jobs, 400);
         assert!(flushes < jobs, "group commit: {flushes} flushes for {jobs} jobs");
+        committer.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_costs_one_request_and_stores_nothing() {
+        let (_dir, store, committer) = open();
+        let panicked = committer
+            .write(context(), |txn| -> Result<(), DomainError> {
+                txn.put("half/done", "x");
+                panic!("a bug in a use-case");
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(panicked, DomainError::Internal(_)), "{panicked:?}");
+        assert!(store.get(b"half/done").unwrap().is_none(), "nothing of the panicking job is stored");
+        let after = committer
+            .write(context(), |txn| {
+                txn.put("after/panic", "y");
+                Ok(7)
+            })
+            .await
+            .unwrap();
+        assert_eq!(after, 7, "the committer goes on after a panic");
+        assert!(store.get(b"after/panic").unwrap().is_some());
         committer.stop().await;
     }
 
