@@ -263,6 +263,37 @@ where
 
 /// Runs the named scenario (or `all`) at `size`; the baselines run first (the ratios need them) unless
 /// `baselines` is false (profiling one scenario).
+/// Registers a team named `team` through `staff`, then creates and publishes `project` organised by it; returns
+/// the project's id. Every scenario that needs somewhere to record service or sign up starts here.
+pub async fn published_project(
+    staff: crate::Authed,
+    team: &str,
+    project: ecovol_proto::v1::CreateProjectRequest,
+) -> anyhow::Result<String> {
+    use ecovol_proto::v1 as pb;
+    let team_id = pb::team_service_client::TeamServiceClient::new(staff.clone())
+        .create_team(pb::CreateTeamRequest {
+            name: team.into(),
+            kind: pb::TeamKind::SocialOrganisation as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .team
+        .unwrap_or_default()
+        .team_id;
+    let mut projects = pb::project_service_client::ProjectServiceClient::new(staff);
+    let project_id = projects
+        .create_project(pb::CreateProjectRequest { organising_team_id: team_id, ..project })
+        .await?
+        .into_inner()
+        .project
+        .unwrap_or_default()
+        .project_id;
+    projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await?;
+    Ok(project_id)
+}
+
 pub async fn run(scenario: &str, size: Size, baselines: bool) -> anyhow::Result<Report> {
     let wanted: Vec<&str> = match scenario {
         "all" => SCENARIOS.to_vec(),

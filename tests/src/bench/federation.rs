@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ecovol_proto::v1 as pb;
-use ecovol_proto::v1::project_service_client::ProjectServiceClient;
 use ecovol_proto::v1::service_record_service_client::ServiceRecordServiceClient;
 use ecovol_proto::v1::stats_service_client::StatsServiceClient;
 use ecovol_proto::v1::volunteer_service_client::VolunteerServiceClient;
@@ -67,36 +66,17 @@ struct Workplace {
 impl Workplace {
     async fn open(node: &ClusterNode, volunteers: usize, first_index: u32) -> anyhow::Result<Workplace> {
         let staff = node.staff();
-        let team_id = pb::team_service_client::TeamServiceClient::new(staff.clone())
-            .create_team(pb::CreateTeamRequest {
-                name: format!("护水队{}", node.code),
-                kind: pb::TeamKind::SocialOrganisation as i32,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .team
-            .unwrap_or_default()
-            .team_id;
         // Inside `whole_months` (about 100 days back), so the county's own statistics count every record.
         let base = Utc::now() - chrono::Duration::days(70);
-        let mut projects = ProjectServiceClient::new(staff.clone());
-        let project_id = projects
-            .create_project(pb::CreateProjectRequest {
-                title: "河道巡护".into(),
-                activity_kind: pb::ActivityKind::SocialSupervision as i32,
-                organising_team_id: team_id,
-                start_at: Some(ecovol_node::wire::timestamp(base)),
-                end_at: Some(ecovol_node::wire::timestamp(Utc::now() - chrono::Duration::hours(1))),
-                capacity: 50,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .project
-            .unwrap_or_default()
-            .project_id;
-        projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await?;
+        let project = pb::CreateProjectRequest {
+            title: "河道巡护".into(),
+            activity_kind: pb::ActivityKind::SocialSupervision as i32,
+            start_at: Some(ecovol_node::wire::timestamp(base)),
+            end_at: Some(ecovol_node::wire::timestamp(Utc::now() - chrono::Duration::hours(1))),
+            capacity: 50,
+            ..Default::default()
+        };
+        let project_id = super::published_project(staff.clone(), &format!("护水队{}", node.code), project).await?;
         let clients = vec![VolunteerServiceClient::new(staff); 16];
         let numbers = Arc::new(std::sync::Mutex::new(vec![String::new(); volunteers]));
         let code = node.code.clone();

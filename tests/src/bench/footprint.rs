@@ -70,35 +70,16 @@ pub async fn run(report: &mut Report, size: Size) -> anyhow::Result<()> {
         numbers.extend(task.await??);
     }
     let staff = InterceptedService::new(channel.clone(), Bearer::new(&tokens.staff));
-    let team_id = pb::team_service_client::TeamServiceClient::new(staff.clone())
-        .create_team(pb::CreateTeamRequest {
-            name: "测试队".into(),
-            kind: pb::TeamKind::SocialOrganisation as i32,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .team
-        .unwrap_or_default()
-        .team_id;
-    let mut projects = pb::project_service_client::ProjectServiceClient::new(staff.clone());
     let base = Utc::now() - chrono::Duration::days(60);
-    let project_id = projects
-        .create_project(pb::CreateProjectRequest {
-            title: "湿地巡护".into(),
-            activity_kind: pb::ActivityKind::GreenLowCarbon as i32,
-            organising_team_id: team_id,
-            start_at: Some(ecovol_node::wire::timestamp(base)),
-            end_at: Some(ecovol_node::wire::timestamp(Utc::now() - chrono::Duration::hours(1))),
-            capacity: 50,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .project
-        .unwrap_or_default()
-        .project_id;
-    projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await?;
+    let project = pb::CreateProjectRequest {
+        title: "湿地巡护".into(),
+        activity_kind: pb::ActivityKind::GreenLowCarbon as i32,
+        start_at: Some(ecovol_node::wire::timestamp(base)),
+        end_at: Some(ecovol_node::wire::timestamp(Utc::now() - chrono::Duration::hours(1))),
+        capacity: 50,
+        ..Default::default()
+    };
+    let project_id = super::published_project(staff.clone(), "测试队", project).await?;
     let mut hours = ServiceRecordServiceClient::new(staff);
     let total = numbers.len() * records_per_volunteer;
     for chunk in (0..total).collect::<Vec<_>>().chunks(1_000) {

@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ecovol_proto::v1 as pb;
-use ecovol_proto::v1::project_service_client::ProjectServiceClient;
 use ecovol_proto::v1::service_record_service_client::ServiceRecordServiceClient;
 use tonic::service::interceptor::InterceptedService;
 
@@ -32,36 +31,16 @@ impl County {
     pub async fn start(tls: &BenchTls, volunteers: usize, extra_toml: &str) -> anyhow::Result<County> {
         let node = start_node(tls, extra_toml).await?;
         let staff = node.tokens.staff.clone();
-        let team_id = node
-            .teams(&staff)
-            .create_team(pb::CreateTeamRequest {
-                name: "西湖护水队".into(),
-                kind: pb::TeamKind::SocialOrganisation as i32,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .team
-            .unwrap_or_default()
-            .team_id;
         let base = Utc::now() - Duration::days(260);
-        let mut projects = ProjectServiceClient::new(authed(&node, &staff));
-        let project_id = projects
-            .create_project(pb::CreateProjectRequest {
-                title: "钱塘江护水行动".into(),
-                activity_kind: pb::ActivityKind::SocialSupervision as i32,
-                organising_team_id: team_id,
-                start_at: Some(ecovol_node::wire::timestamp(base)),
-                end_at: Some(ecovol_node::wire::timestamp(Utc::now() - Duration::hours(1))),
-                capacity: 50,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .project
-            .unwrap_or_default()
-            .project_id;
-        projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await?;
+        let project = pb::CreateProjectRequest {
+            title: "钱塘江护水行动".into(),
+            activity_kind: pb::ActivityKind::SocialSupervision as i32,
+            start_at: Some(ecovol_node::wire::timestamp(base)),
+            end_at: Some(ecovol_node::wire::timestamp(Utc::now() - Duration::hours(1))),
+            capacity: 50,
+            ..Default::default()
+        };
+        let project_id = super::published_project(authed(&node, &staff), "西湖护水队", project).await?;
         let volunteers = register(&node, volunteers).await?;
         Ok(County { node, project_id, volunteers, base })
     }

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use chrono::Utc;
 use ecovol_proto::v1 as pb;
-use ecovol_proto::v1::project_service_client::ProjectServiceClient;
 use ecovol_proto::v1::sign_up_service_client::SignUpServiceClient;
 use tonic::service::interceptor::InterceptedService;
 
@@ -20,37 +19,17 @@ pub async fn run(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Res
     let seats = size.pick(20u32, 200);
     let node = super::ingest::start_node(tls, "").await?;
     let staff = node.tokens.staff.clone();
-    let team_id = node
-        .teams(&staff)
-        .create_team(pb::CreateTeamRequest {
-            name: "西湖环保志愿队".into(),
-            kind: pb::TeamKind::SocialOrganisation as i32,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .team
-        .unwrap_or_default()
-        .team_id;
     let numbers = register(&node, volunteers).await?;
-    let mut projects = ProjectServiceClient::new(authed(&node, &staff));
     let start = Utc::now() + chrono::Duration::days(7);
-    let project_id = projects
-        .create_project(pb::CreateProjectRequest {
-            title: "西湖净滩行动".into(),
-            activity_kind: pb::ActivityKind::GreenLowCarbon as i32,
-            organising_team_id: team_id,
-            start_at: Some(ecovol_node::wire::timestamp(start)),
-            end_at: Some(ecovol_node::wire::timestamp(start + chrono::Duration::hours(4))),
-            capacity: seats,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .project
-        .unwrap_or_default()
-        .project_id;
-    projects.publish_project(pb::PublishProjectRequest { project_id: project_id.clone() }).await?;
+    let project = pb::CreateProjectRequest {
+        title: "西湖净滩行动".into(),
+        activity_kind: pb::ActivityKind::GreenLowCarbon as i32,
+        start_at: Some(ecovol_node::wire::timestamp(start)),
+        end_at: Some(ecovol_node::wire::timestamp(start + chrono::Duration::hours(4))),
+        capacity: seats,
+        ..Default::default()
+    };
+    let project_id = super::published_project(authed(&node, &staff), "西湖环保志愿队", project).await?;
     let channels = tls.channels(node.address, CLIENTS).await?;
 
     let started = Instant::now();
