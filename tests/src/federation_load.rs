@@ -251,3 +251,22 @@ pub fn comparable_region(
     ];
     (stats.months.clone(), stats.month_kinds.clone(), figure_list(figures, &totals.star_distribution))
 }
+
+/// A synthetic federation entry of `origin` at position `seq`: its figures for one cell of this month (confirmed
+/// hours), at version `seq`, as a county's uplink would send it. For tests that speak the protocol by hand.
+pub fn up_entry(origin: &str, seq: u64, hours_x100: i64) -> pb::UpEntry {
+    let today = ecovol_node::wire::today_china();
+    let month = chrono::Datelike::year(&today) as u32 * 100 + chrono::Datelike::month(&today);
+    pb::UpEntry {
+        origin: origin.into(),
+        seq,
+        kind: pb::ChangeKind::HoursConfirmed as i32,
+        contributions: vec![pb::CellContribution {
+            month,
+            kind: 1,
+            version: seq,
+            figures: Some(pb::Figures { confirmed_hours_x100: hours_x100, ..Default::default() }),
+        }],
+        ..Default::default()
+    }
+}

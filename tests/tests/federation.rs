@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ecovol_proto::v1 as pb;
 use ecovol_tests::cluster::{Cluster, JIANGSU};
+use ecovol_tests::federation_load::up_entry;
 use ecovol_tests::federation_load::{comparable_own, comparable_region, load_county, own_stats, region_stats};
 use ecovol_tests::needles_found_under;
 
@@ -164,24 +165,6 @@ async fn a_silent_child_is_shown_stale_not_missing() {
     cluster.shutdown().await.unwrap();
 }
 
-/// A synthetic entry of `origin` carrying its figures for one cell of this month at `version`.
-fn entry(origin: &str, seq: u64, hours_x100: i64) -> pb::UpEntry {
-    let today = ecovol_node::wire::today_china();
-    let month = chrono::Datelike::year(&today) as u32 * 100 + chrono::Datelike::month(&today);
-    pb::UpEntry {
-        origin: origin.into(),
-        seq,
-        kind: pb::ChangeKind::HoursConfirmed as i32,
-        contributions: vec![pb::CellContribution {
-            month,
-            kind: 1,
-            version: seq,
-            figures: Some(pb::Figures { confirmed_hours_x100: hours_x100, ..Default::default() }),
-        }],
-        ..Default::default()
-    }
-}
-
 fn acks(response: pb::PushResponse) -> Vec<(String, u64)> {
     response.acks.into_iter().map(|ack| (ack.origin, ack.seq)).collect()
 }
@@ -194,16 +177,16 @@ async fn resent_and_reordered_batches_are_applied_once_in_order() {
     let mut city = cluster.federation_client("320100", &cluster.files.ca_pem, Some(identity)).await.unwrap();
     let push = |entries: Vec<pb::UpEntry>| pb::PushRequest { entries, backlog: 0 };
 
-    let ahead = city.push(push(vec![entry("320105", 2, 200)])).await.unwrap().into_inner();
+    let ahead = city.push(push(vec![up_entry("320105", 2, 200)])).await.unwrap().into_inner();
     assert_eq!(acks(ahead), [("320105".to_string(), 0)], "seq 2 before seq 1 waits for the resend");
-    let reordered = vec![entry("320105", 2, 200), entry("320105", 1, 100)];
+    let reordered = vec![up_entry("320105", 2, 200), up_entry("320105", 1, 100)];
     let answer = city.push(push(reordered)).await.unwrap().into_inner();
     assert_eq!(acks(answer), [("320105".to_string(), 1)], "in batch order: 2 waits, 1 is applied");
-    let doubled = vec![entry("320105", 1, 100), entry("320105", 2, 200), entry("320105", 2, 200)];
+    let doubled = vec![up_entry("320105", 1, 100), up_entry("320105", 2, 200), up_entry("320105", 2, 200)];
     let answer = city.push(push(doubled)).await.unwrap().into_inner();
     assert_eq!(acks(answer), [("320105".to_string(), 2)], "1 again is skipped, 2 applied once");
     for _ in 0..3 {
-        let again = city.push(push(vec![entry("320105", 1, 100), entry("320105", 2, 200)])).await.unwrap();
+        let again = city.push(push(vec![up_entry("320105", 1, 100), up_entry("320105", 2, 200)])).await.unwrap();
         assert_eq!(acks(again.into_inner()), [("320105".to_string(), 2)], "a resent batch changes nothing");
     }
     cluster.wait_delivered(DELIVERY).await.unwrap();
@@ -220,7 +203,7 @@ async fn resent_and_reordered_batches_are_applied_once_in_order() {
 async fn only_children_with_certificates_of_the_federation_speak_and_only_for_their_subtree() {
     let cluster = Cluster::start(&JIANGSU[..4], "").await.unwrap();
     let files = &cluster.files;
-    let push = |origin: &str| pb::PushRequest { entries: vec![entry(origin, 1, 100)], backlog: 0 };
+    let push = |origin: &str| pb::PushRequest { entries: vec![up_entry(origin, 1, 100)], backlog: 0 };
 
     // Sibling impersonation: Xuanwu (320102) sends an entry of Qinhuai (320104).
     let mut as_xuanwu =

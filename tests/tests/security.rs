@@ -12,6 +12,7 @@ use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::audit_service_client::AuditServiceClient;
 use ecovol_proto::v1::federation_service_client::FederationServiceClient;
 use ecovol_tests::cluster::{Cluster, ClusterNode, JIANGSU};
+use ecovol_tests::federation_load::up_entry;
 use ecovol_tests::federation_load::{region_stats, volunteer};
 use ecovol_tests::{NodeSpec, TestNode};
 use prost::Message as _;
@@ -144,24 +145,6 @@ fn is_handshake_refusal(refusal: &str, alert: &str) -> bool {
     refusal.contains(alert) || refusal.contains("Error(Transport")
 }
 
-/// A synthetic entry of `origin` (one cell of this month's hours), as a county's uplink would send it.
-fn entry(origin: &str, seq: u64, hours_x100: i64) -> pb::UpEntry {
-    let today = ecovol_node::wire::today_china();
-    let month = chrono::Datelike::year(&today) as u32 * 100 + chrono::Datelike::month(&today);
-    pb::UpEntry {
-        origin: origin.into(),
-        seq,
-        kind: pb::ChangeKind::HoursConfirmed as i32,
-        contributions: vec![pb::CellContribution {
-            month,
-            kind: 1,
-            version: seq,
-            figures: Some(pb::Figures { confirmed_hours_x100: hours_x100, ..Default::default() }),
-        }],
-        ..Default::default()
-    }
-}
-
 fn push(entries: Vec<pb::UpEntry>) -> pb::PushRequest {
     pb::PushRequest { entries, backlog: 0 }
 }
@@ -185,7 +168,7 @@ async fn federation_refusals_get_the_right_code_and_are_audited_by_the_refusing_
     // A county sending entries of its sibling, or of its own parent (AUTH-1).
     let mut xuanwu = as_node("320100", "320102").await;
     for origin in ["320104", "320100"] {
-        let refused = xuanwu.push(push(vec![entry(origin, 1, 100)])).await.unwrap_err();
+        let refused = xuanwu.push(push(vec![up_entry(origin, 1, 100)])).await.unwrap_err();
         assert_eq!(refused.code(), Code::PermissionDenied, "{origin}: {refused:?}");
         assert!(refused.message().contains("AUTH-1"), "{}", refused.message());
     }
@@ -193,7 +176,7 @@ async fn federation_refusals_get_the_right_code_and_are_audited_by_the_refusing_
     let mut xishan = as_node("320100", "320205").await;
     let key = "0123456789abcdef0123456789abcdef".to_string();
     let codes = [
-        xishan.push(push(vec![entry("320205", 1, 100)])).await.map(|_| ()),
+        xishan.push(push(vec![up_entry("320205", 1, 100)])).await.map(|_| ()),
         xishan.pull(pb::PullRequest { after_seq: 0, max: 10 }).await.map(|_| ()),
         xishan.volunteer_minutes(pb::VolunteerMinutesRequest { volunteer_key: key.clone() }).await.map(|_| ()),
     ]
@@ -202,7 +185,7 @@ async fn federation_refusals_get_the_right_code_and_are_audited_by_the_refusing_
     // A county skipping its city: the province answers none of its calls.
     let mut skipping = as_node("320000", "320102").await;
     let codes = [
-        skipping.push(push(vec![entry("320102", 1, 100)])).await.map(|_| ()),
+        skipping.push(push(vec![up_entry("320102", 1, 100)])).await.map(|_| ()),
         skipping.pull(pb::PullRequest { after_seq: 0, max: 10 }).await.map(|_| ()),
         skipping.volunteer_minutes(pb::VolunteerMinutesRequest { volunteer_key: key.clone() }).await.map(|_| ()),
     ]
@@ -229,7 +212,7 @@ async fn federation_refusals_get_the_right_code_and_are_audited_by_the_refusing_
     for forged in [&as_city, &doubled] {
         certificate_shas.push(forged.2.clone());
         let mut client = cluster.federation_client("320000", &files.ca_pem, identity(forged)).await.unwrap();
-        let refused = client.push(push(vec![entry("320100", 1, 100)])).await.unwrap_err();
+        let refused = client.push(push(vec![up_entry("320100", 1, 100)])).await.unwrap_err();
         assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
         assert!(refused.message().contains("names no ecovol node"), "{}", refused.message());
     }
@@ -242,7 +225,7 @@ async fn federation_refusals_get_the_right_code_and_are_audited_by_the_refusing_
         },
     );
     let mut client = cluster.federation_client("320000", &files.ca_pem, identity(&province_subject)).await.unwrap();
-    let refused = client.push(push(vec![entry("320000", 1, 100)])).await.unwrap_err();
+    let refused = client.push(push(vec![up_entry("320000", 1, 100)])).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "the county is no child of the province: {refused:?}");
 
     // A sibling's or another city's figures, asked at a node's own office port: that node holds none of them.
