@@ -135,6 +135,37 @@ pub fn certificate_index_key(cert_sha256: &str) -> String {
     format!("acct_cert/{cert_sha256}")
 }
 
+/// A caller the node authenticated itself (the web console's session), carried as a request extension into the
+/// gRPC service implementations called in-process. Only this crate can make one, and the network cannot put a Rust
+/// value into a request's extensions, so a remote client can never claim it.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub(crate) Caller);
+
+impl Authenticated {
+    pub(crate) fn new(caller: Caller) -> Self {
+        Authenticated(caller)
+    }
+}
+
+/// The caller of an account by its id (a console session's account, read again on every request so a revoked
+/// account is refused at once).
+pub fn authenticate_account(store: &dyn Store, account_id: &str, request_id: String) -> Result<Caller, DomainError> {
+    let unknown = || DomainError::Unauthenticated("unknown or revoked account".into());
+    let account: Account = store::get_json(store, account_key(account_id).as_bytes())?.ok_or_else(unknown)?;
+    if account.revoked_at.is_some() {
+        return Err(unknown());
+    }
+    Ok(Caller {
+        account_id: account.account_id,
+        name: account.name,
+        department: account.department,
+        roles: account.roles,
+        team_id: account.team_id,
+        volunteer_number: account.volunteer_number,
+        request_id,
+    })
+}
+
 /// Finds the account for a bearer token (preferred) or a verified client certificate.
 pub fn authenticate(
     store: &dyn Store,

@@ -35,6 +35,9 @@ pub struct Config {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub plans: PlansSection,
+    /// The web console for office staff (docs/CONSOLE.md); off unless `listen` is set.
+    #[serde(default)]
+    pub console: ConsoleSection,
     /// Links to the parent and children; absent on a node that stands alone.
     #[serde(default)]
     pub federation: Option<FederationSection>,
@@ -474,6 +477,24 @@ pub struct MetricsSection {
     pub listen: String,
 }
 
+/// `[console]`: the web console (docs/CONSOLE.md). Served over HTTPS with the office certificate when
+/// `[office.tls]` is set (a client certificate of the office client CA logs in without a token), plain HTTP
+/// otherwise, which `validate` allows on loopback addresses only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// Address to serve the console on, e.g. "127.0.0.1:8080"; empty: no console.
+    pub listen: String,
+    /// Seconds a console session lasts after login (default 28800, eight hours); then the user logs in again.
+    pub session_ttl_s: u64,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        Self { listen: String::new(), session_ttl_s: 28_800 }
+    }
+}
+
 /// `[log]`: what the node writes to standard error.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -618,6 +639,23 @@ impl Config {
                 "metrics.listen: {:?} is not an address like 127.0.0.1:9464 (empty: no metrics port)",
                 self.metrics.listen
             ));
+        }
+        if !self.console.listen.is_empty() {
+            match self.console.listen.parse::<std::net::SocketAddr>() {
+                Err(_) => problems.push(format!(
+                    "console.listen: {:?} is not an address like 127.0.0.1:8080 (empty: no console)",
+                    self.console.listen
+                )),
+                Ok(address) if self.office.tls.is_none() && !address.ip().is_loopback() => problems.push(
+                    "console.listen: a non-loopback address needs [office.tls] (tokens and identity numbers travel \
+                     on this port)"
+                        .into(),
+                ),
+                Ok(_) => {}
+            }
+        }
+        if self.console.session_ttl_s == 0 || self.console.session_ttl_s > 7 * 86_400 {
+            problems.push("console.session_ttl_s: must be between 1 and 604800 (a week)".into());
         }
         match self.office.listen.parse::<std::net::SocketAddr>() {
             Err(_) => problems.push(format!("office.listen: {:?} is not an address like 127.0.0.1:7070", self.office.listen)),

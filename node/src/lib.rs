@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod cli;
 pub mod commit;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod demo;
 pub mod error;

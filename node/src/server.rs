@@ -118,6 +118,12 @@ pub async fn run_with(
     let links = Arc::new(std::sync::Mutex::new(links));
     let metrics = crate::metrics::Metrics::new(&app.config);
     let monitoring = crate::metrics::start(&app, &metrics).await.context("starting the metrics port")?;
+    // The web console (docs/CONSOLE.md), on its own port when `console.listen` is set.
+    let console_tls = match &app.config.office.tls {
+        Some(tls) if !app.config.console.listen.is_empty() => Some(console_tls_config(tls)?),
+        _ => None,
+    };
+    let console = crate::console::start(&app, console_tls).await.context("starting the console")?;
     let (reloader, reload) = reload_on_hangup(app.clone(), office_tls.clone(), metrics.clone());
     let relinker = tokio::spawn(relink_on_reload(app.clone(), links.clone(), reload.clone()));
     let (stop_federation, federation_stopped) = tokio::sync::watch::channel(false);
@@ -243,6 +249,9 @@ pub async fn run_with(
         acceptor.abort();
     }
     drop(monitoring);
+    if let Some(console) = &console {
+        console.abort();
+    }
     for link in links.lock().map(|mut links| std::mem::take(&mut *links)).unwrap_or_default() {
         link.abort();
     }
@@ -323,6 +332,14 @@ fn office_tls_config(tls: &crate::config::TlsSection) -> anyhow::Result<Arc<rust
     let files =
         TlsFiles { cert_file: &tls.cert_file, key_file: &tls.key_file, client_ca_file: tls.client_ca_file.as_deref() };
     server_tls_config("office.tls", files, ClientCertificates::Optional)
+}
+
+/// The console's TLS: the office port's certificate, key and client CA (client certificates requested, not
+/// required), speaking HTTP/1.1.
+fn console_tls_config(tls: &crate::config::TlsSection) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let mut config = (*office_tls_config(tls)?).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// A port's rustls configuration; errors name the config keys under `section`. HTTP/2 only (ALPN h2), ring.
@@ -541,7 +558,8 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             .map(|section| crate::config::FederationSection { denied: Default::default(), ..section })
     };
     let mut changed = Vec::new();
-    let sections: [(&'static str, bool); 11] = [
+    let sections: [(&'static str, bool); 12] = [
+        ("[console]", differ(&old.console, &new.console)),
         ("[node]", differ(&old.node, &new.node)),
         ("[store]", differ(&old.store, &new.store)),
         ("[office] (other than [office.tls])", differ(&office(old), &office(new))),

@@ -109,6 +109,8 @@ pub struct DemoNode {
     /// The federation port (mutual TLS); `None` on a county.
     pub federation: Option<SocketAddr>,
     pub tokens: DemoTokens,
+    /// The web console (`[console] listen`, plain HTTP on loopback); `None` for a folder made before it existed.
+    pub console: Option<SocketAddr>,
     /// A channel to the office port.
     pub channel: Channel,
 }
@@ -203,6 +205,7 @@ pub async fn start_federation(dir: &Path, options: &ClusterOptions) -> anyhow::R
         let (config, tokens) = accounts.await??;
         let office_address = office.local_addr()?;
         let federation_address = federation.as_ref().map(TcpListener::local_addr).transpose()?;
+        let console = config.console.listen.parse::<SocketAddr>().ok();
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -217,6 +220,7 @@ pub async fn start_federation(dir: &Path, options: &ClusterOptions) -> anyhow::R
             office: office_address,
             federation: federation_address,
             tokens,
+            console,
             channel,
         });
     }
@@ -465,6 +469,8 @@ async fn prepare_configs(dir: &Path, options: &ClusterOptions) -> anyhow::Result
             Some(listener) => format!("listen = \"{}\"\n", listener.local_addr()?),
             None => String::new(),
         };
+        // The web console on a free port of its own (docs/CONSOLE.md); `up` prints its address.
+        let console = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let level = match place.level() {
             Level::Province => "province",
             Level::City => "city",
@@ -481,7 +487,8 @@ async fn prepare_configs(dir: &Path, options: &ClusterOptions) -> anyhow::Result
              {listen}{parent}\
              # Short intervals so the demo converges in a second or two (the default is 1000).\n\
              poll_interval_ms = {poll}\nretry_backoff_ms_min = 100\nretry_backoff_ms_max = 2000\n\
-             stale_after_ms = 30000\n",
+             stale_after_ms = 30000\n\n\
+             [console]\nlisten = \"{console}\"\n",
             code = place.code,
             name = place.office_name,
             office = office.local_addr()?,

@@ -211,12 +211,23 @@ pub fn text(summary: &Summary) -> String {
                 level_label(node.place.level()).to_string(),
                 node.office_url(),
                 node.federation.map_or_else(|| "-".into(), |address| address.to_string()),
+                node.console.map_or_else(|| "-".into(), |address| format!("http://{address}")),
                 node.tokens.staff.clone(),
             ]
         })
         .collect();
-    text.push_str(&render_table(&["CODE", "NAME", "LEVEL", "OFFICE", "FEDERATION", "STAFF_TOKEN"], &rows));
+    text.push_str(&render_table(&["CODE", "NAME", "LEVEL", "OFFICE", "FEDERATION", "CONSOLE", "STAFF_TOKEN"], &rows));
     text.push('\n');
+    if let Some(address) = province.and_then(|province| province.console)
+        && let Some(province) = province
+    {
+        let _ = writeln!(
+            text,
+            "web console (docs/CONSOLE.md): open http://{address}/ in a browser and log in with the staff token {}",
+            province.tokens.staff
+        );
+        let _ = writeln!(text, "  (each node's console is in the CONSOLE column, with its own STAFF_TOKEN)\n");
+    }
 
     let (start, end) = (summary.loaded.start_date, summary.loaded.end_date);
     let command = |node: &DemoNode| format!("ecovol --node {} --token {}", node.office_url(), node.tokens.staff);
@@ -308,6 +319,7 @@ pub fn json(summary: &Summary) -> serde_json::Value {
                 "parent": node.place.parent,
                 "office": node.office_url(),
                 "federation": node.federation.map(|address| address.to_string()),
+                "console": node.console.map(|address| format!("http://{address}")),
                 "folder": node.folder.display().to_string(),
                 "tokens": {
                     "operator": node.tokens.operator,
