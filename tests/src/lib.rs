@@ -7,6 +7,7 @@
 //! ```
 
 pub mod bench;
+pub mod browser;
 pub mod cluster;
 pub mod federation_load;
 pub mod fixtures;
