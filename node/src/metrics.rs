@@ -120,6 +120,8 @@ pub struct Metrics {
     certificates: Mutex<BTreeMap<&'static str, DateTime<Utc>>>,
     /// `office.request_timeout_ms`: a call dropped after this long was ended by the deadline.
     timeout: Duration,
+    /// (port, reason) → TLS handshakes refused (`server::accept_tls`); every refusal counts, none is sampled.
+    tls_handshake_refusals: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -128,7 +130,24 @@ impl Metrics {
             calls: Mutex::new(Calls::default()),
             certificates: Mutex::new(BTreeMap::new()),
             timeout: Duration::from_millis(config.office.request_timeout_ms),
+            tls_handshake_refusals: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Counts one TLS handshake refused on `port` ("office", "federation") for `reason` (one of the few words
+    /// `server::refusal_reason` gives, so the label set stays small whatever the peers send).
+    pub fn tls_handshake_refused(&self, port: &'static str, reason: &'static str) {
+        if let Ok(mut refusals) = self.tls_handshake_refusals.lock() {
+            *refusals.entry((port, reason)).or_insert(0) += 1;
+        }
+    }
+
+    /// TLS handshakes refused so far on `port` for `reason` (for tests).
+    pub fn tls_handshake_refusals(&self, port: &str, reason: &str) -> u64 {
+        self.tls_handshake_refusals
+            .lock()
+            .map(|refusals| refusals.iter().filter(|((p, r), _)| *p == port && *r == reason).map(|(_, n)| *n).sum())
+            .unwrap_or(0)
     }
 
     fn record(&self, path: &str, code: &'static str, elapsed: Duration) {
@@ -495,6 +514,21 @@ pub fn render(app: &App, metrics: &Metrics) -> String {
                 histogram.count, histogram.sum, histogram.count
             );
         }
+    }
+
+    if let Ok(refusals) = metrics.tls_handshake_refusals.lock() {
+        let samples: Vec<(String, f64)> = refusals
+            .iter()
+            .map(|((port, reason), n)| (format!("port=\"{port}\",reason=\"{reason}\""), *n as f64))
+            .collect();
+        family(
+            &mut out,
+            "ecovol_tls_handshake_refusals_total",
+            "counter",
+            "TLS handshakes refused on the office and federation ports, by port and reason (unknown_ca, expired, \
+             revoked, bad_certificate, no_certificate, not_tls, timeout, closed, other).",
+            &samples,
+        );
     }
 
     let stats = app.committer.stats();

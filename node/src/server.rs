@@ -131,7 +131,14 @@ pub async fn run_with(
         (Some(listener), Some(tls)) => {
             tracing::info!(address = ?listener.local_addr().ok(), "federation port serving (mutual TLS)");
             let tls = PortTls::new(tls);
-            Some(tokio::spawn(serve_federation(app.clone(), listener, tls, federation_stopped.clone(), reload)))
+            Some(tokio::spawn(serve_federation(
+                app.clone(),
+                listener,
+                tls,
+                federation_stopped.clone(),
+                reload,
+                metrics.clone(),
+            )))
         }
         _ => None,
     };
@@ -177,7 +184,9 @@ pub async fn run_with(
         .timeout(Duration::from_millis(app.config.office.request_timeout_ms))
         .concurrency_limit_per_connection(app.config.office.concurrency_per_connection_max)
         .tcp_nodelay(true)
-        .layer(crate::metrics::GrpcMetricsLayer::new(metrics.clone()));
+        .layer(crate::metrics::GrpcMetricsLayer::new(metrics.clone()))
+        // Reads refused with PermissionDenied leave an audit entry, as refused writes do.
+        .layer(crate::service::read_refusal::ReadRefusalAuditLayer::new(app.clone()));
     let router = builder
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -217,7 +226,7 @@ pub async fn run_with(
     type Serving<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
     let (mut serving, office_acceptor): (Serving<'_>, _) = match &office_tls {
         Some(tls) => {
-            let (acceptor, incoming) = accept_tls(listener, tls.clone(), "office");
+            let (acceptor, incoming) = accept_tls(listener, tls.clone(), "office", app.clone(), metrics.clone());
             (Box::pin(router.serve_with_incoming_shutdown(incoming, serving_stopped)), Some(acceptor))
         }
         None => {
@@ -405,8 +414,8 @@ fn server_tls_config(
 /// Accepts connections on a port and runs each one's TLS handshake with the configuration current at that
 /// moment, so a reloaded certificate serves the next connection. Handshakes run side by side, each bounded by
 /// `HANDSHAKE_TIMEOUT`, so a slow client holds up nobody; finished ones go to the server. A refused handshake (a
-/// wrong CA, an expired certificate, plain text…) is logged as a warning with the peer's address, at most
-/// `REFUSALS_LOGGED_PER_MINUTE` a minute. Aborting the returned task closes the port.
+/// wrong CA, an expired certificate, plain text…) is counted, logged and audited (`RefusalLog`). Aborting the
+/// returned task closes the port.
 fn accept_tls(
     listener: TcpListener,
     tls: Arc<PortTls>,
@@ -416,9 +425,11 @@ fn accept_tls(
     tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>,
 ) {
     let (handoff, incoming) = tokio::sync::mpsc::channel(64);
-    let refusals = Arc::new(RefusalLog::default());
+    let refusals = Arc::new(RefusalLog::new(app, metrics));
     let task = tokio::spawn(async move {
         loop {
+    app: Arc<App>,
+    metrics: Arc<crate::metrics::Metrics>,
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -438,8 +449,8 @@ fn accept_tls(
                     Ok(Ok(stream)) => {
                         let _ = handoff.send(Ok(stream)).await;
                     }
-                    Ok(Err(error)) => refusals.refused(port, peer, &error.to_string()),
-                    Err(_) => refusals.refused(port, peer, "the TLS handshake timed out"),
+                    Ok(Err(error)) => refusals.refused(port, peer, Some(&error)).await,
+                    Err(_) => refusals.refused(port, peer, None).await,
                 }
             });
         }
@@ -447,29 +458,92 @@ fn accept_tls(
     (task, tokio_stream::wrappers::ReceiverStream::new(incoming))
 }
 
-/// Rate-limited warnings of refused handshakes: a flood of bad connections cannot flood the log.
-#[derive(Default)]
-struct RefusalLog(std::sync::Mutex<Option<(std::time::Instant, u32, u64)>>);
+/// Refused handshakes, reported three ways: every one counted in `ecovol_tls_handshake_refusals_total`; at most
+/// `REFUSALS_LOGGED_PER_MINUTE` a minute per port logged as a warning and written to the audit trail (MLPS level
+/// 3 audits failed access), the rest counted in one line and one audit entry when the minute is over. So a flood
+/// of bad connections can fill neither the log nor the store (each audit entry is a durable write).
+struct RefusalLog {
+    app: Arc<App>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Start of the current minute, refusals logged in it, refusals not logged in it.
+    window: std::sync::Mutex<Option<(std::time::Instant, u32, u64)>>,
+}
 
 impl RefusalLog {
-    fn refused(&self, port: &'static str, peer: std::net::SocketAddr, reason: &str) {
-        let mut window = match self.0.lock() {
-            Ok(window) => window,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let now = std::time::Instant::now();
-        let (started, logged, suppressed) = window.get_or_insert((now, 0, 0));
-        if now.duration_since(*started) >= Duration::from_secs(60) {
-            if *suppressed > 0 {
-                tracing::warn!(port, suppressed = *suppressed, "more TLS handshakes were refused in the last minute");
+    fn new(app: Arc<App>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self { app, metrics, window: std::sync::Mutex::new(None) }
+    }
+
+    /// Reports a refused handshake: `error` is rustls's (inside the I/O error), or `None` when it timed out.
+    async fn refused(&self, port: &'static str, peer: std::net::SocketAddr, error: Option<&std::io::Error>) {
+        let reason = refusal_reason(error);
+        let detail = error.map_or_else(|| "the TLS handshake timed out".to_string(), ToString::to_string);
+        self.metrics.tls_handshake_refused(port, reason);
+        let (log_this, suppressed_before) = {
+            let mut window = match self.window.lock() {
+                Ok(window) => window,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let now = std::time::Instant::now();
+            let (started, logged, suppressed) = window.get_or_insert((now, 0, 0));
+            let mut suppressed_before = 0;
+            if now.duration_since(*started) >= Duration::from_secs(60) {
+                suppressed_before = *suppressed;
+                (*started, *logged, *suppressed) = (now, 0, 0);
             }
-            (*started, *logged, *suppressed) = (now, 0, 0);
+            if *logged < REFUSALS_LOGGED_PER_MINUTE {
+                *logged += 1;
+                (true, suppressed_before)
+            } else {
+                *suppressed += 1;
+                (false, suppressed_before)
+            }
+        };
+        if suppressed_before > 0 {
+            tracing::warn!(port, suppressed = suppressed_before, "more TLS handshakes were refused in the last minute");
+            let summary = format!(
+                "{suppressed_before} more TLS handshakes were refused in the minute before, not audited one by one"
+            );
+            self.audit(port, "peer/various", "various peers".to_string(), summary).await;
         }
-        if *logged < REFUSALS_LOGGED_PER_MINUTE {
-            *logged += 1;
-            tracing::warn!(port, %peer, reason, "TLS handshake refused");
-        } else {
-            *suppressed += 1;
+        if log_this {
+            tracing::warn!(port, %peer, reason = %detail, "TLS handshake refused");
+            let account = format!("peer/{}", peer.ip());
+            self.audit(
+                port,
+                &account,
+                format!("TLS client at {peer}"),
+                format!("TLS handshake refused ({reason}): {detail}"),
+            )
+            .await;
+        }
+    }
+
+    /// Writes one `denied` audit entry for `port`'s handshake, under the peer's address (no certificate was
+    /// accepted, so no node or account can be named).
+    async fn audit(&self, port: &'static str, account_id: &str, name: String, detail: String) {
+        let operation = match port {
+            "federation" => "TlsHandshake/federation",
+            _ => "TlsHandshake/office",
+        };
+        let caller = Caller {
+            account_id: account_id.to_string(),
+            name,
+            department: crate::auth::Department::System,
+            roles: Vec::new(),
+            team_id: None,
+            volunteer_number: None,
+            request_id: format!("tls-{port}"),
+        };
+        let context = AuditContext::new(&caller, operation, caller.name.clone());
+        // The job fails with the refusal, so only its audit entry is written; any other error means the entry
+        // could not be written.
+        let refusal = crate::error::DomainError::Unauthenticated(detail);
+        let written = self.app.committer.write(context, move |_| Err::<(), _>(refusal)).await;
+        if let Err(failure @ (crate::error::DomainError::Unavailable(_) | crate::error::DomainError::Internal(_))) =
+            written
+        {
+            tracing::error!(%failure, port, "a refused TLS handshake could not be audited");
         }
     }
 }
@@ -482,6 +556,34 @@ fn reload_on_hangup(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<u64>) {
     let mut hangups = hangups();
+/// The reason label of a refused handshake: a few fixed words, whatever the peer sent.
+fn refusal_reason(error: Option<&std::io::Error>) -> &'static str {
+    use rustls::{CertificateError, Error};
+    let Some(error) = error else { return "timeout" };
+    match error.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(certificate)) => match certificate {
+            CertificateError::UnknownIssuer => "unknown_ca",
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => "expired",
+            CertificateError::Revoked => "revoked",
+            _ => "bad_certificate",
+        },
+        Some(Error::NoCertificatesPresented) => "no_certificate",
+        Some(Error::InvalidMessage(_)) => "not_tls",
+        Some(_) => "other",
+        None => match error.kind() {
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe => "closed",
+            std::io::ErrorKind::InvalidData => "not_tls",
+            _ => "other",
+        },
+    }
+}
+
     let (reloaded, reloads) = tokio::sync::watch::channel(0u64);
     let task = tokio::spawn(async move {
         while hangups.changed().await.is_ok() {
@@ -609,13 +711,14 @@ async fn serve_federation(
     mut stopped: tokio::sync::watch::Receiver<bool>,
     mut reload: tokio::sync::watch::Receiver<u64>,
 ) -> anyhow::Result<()> {
-    let (acceptor, incoming) = accept_tls(listener, tls.clone(), "federation");
+    let (acceptor, incoming) = accept_tls(listener, tls.clone(), "federation", app.clone(), metrics);
     let reload_app = app.clone();
     let reloader = tokio::spawn(async move {
         while reload.changed().await.is_ok() {
             let Some(section) = reload_app.config.federation.as_ref() else { return };
             match federation_tls_config(section) {
                 Ok(config) => {
+    metrics: Arc<crate::metrics::Metrics>,
                     tls.replace(config);
                     tracing::info!("federation port: certificate reloaded; new connections use it");
                 }

@@ -11,6 +11,7 @@ pub mod hours;
 pub mod node;
 pub mod plan;
 pub mod project;
+pub mod read_refusal;
 pub mod recognition;
 pub mod signup;
 pub mod site;
@@ -85,10 +86,14 @@ pub fn caller<T>(app: &App, request: &Request<T>) -> Result<Caller, Status> {
         None => None,
     };
     let certificate = request.peer_certs().and_then(|certs| certs.first().map(|cert| cert.to_vec()));
-    auth::authenticate(&*app.store, token.as_deref(), certificate.as_deref(), request_id).map_err(|error| {
-        tracing::warn!(reason = %error, "refused unauthenticated call");
-        status(error)
-    })
+    let caller =
+        auth::authenticate(&*app.store, token.as_deref(), certificate.as_deref(), request_id).map_err(|error| {
+            tracing::warn!(reason = %error, "refused unauthenticated call");
+            status(error)
+        })?;
+    // Who called, for the audit entry of a refused read (`read_refusal`).
+    read_refusal::note_caller(&caller);
+    Ok(caller)
 }
 
 fn new_request_id() -> String {

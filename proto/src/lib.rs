@@ -3,6 +3,8 @@
 //! Hand-written domain types with validating conversions live in `ecovol-node`; this crate only carries the
 //! generated code and the file descriptor set that the node serves over gRPC reflection.
 
+pub mod codec;
+
 /// Generated messages, clients and servers of package `ecovol.v1`.
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]

@@ -48,6 +48,30 @@ fn denied(entries: &[pb::AuditEntry], operation: &str, account_id: &str) -> Vec<
         .collect()
 }
 
+/// Waits (up to 15 s) until `read` finds denied `TlsHandshake/<port>` entries whose details name every reason of
+/// `reasons`; returns the details. A refused handshake is audited by the acceptor after the client has its refusal.
+async fn handshake_refusals_audited<F, Fut>(port: &str, reasons: &[&str], read: F) -> Vec<String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<pb::AuditEntry>>,
+{
+    let operation = format!("TlsHandshake/{port}");
+    let mut details = Vec::new();
+    for _ in 0..150 {
+        details = read()
+            .await
+            .iter()
+            .filter(|e| e.operation == operation && e.outcome == pb::Outcome::Denied as i32)
+            .map(|e| e.detail.clone())
+            .collect();
+        if reasons.iter().all(|reason| details.iter().any(|detail| detail.contains(&format!("({reason})")))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    details
+}
+
 /// The federation CA of a cluster as an rcgen issuer. The CA's parameters are rebuilt (same subject, same
 /// key), which is all a signature and the issuer name of a child certificate depend on.
 fn federation_issuer(cluster: &Cluster) -> Issuer<'static, KeyPair> {
@@ -345,6 +369,17 @@ async fn the_federation_port_refuses_foreign_expired_unsigned_and_plain_text_pee
     };
     let plain = tokio::time::timeout(Duration::from_secs(15), plain).await.expect("a refusal comes quickly");
     assert!(plain.is_err(), "plain text was served on the federation port: {plain:?}");
+    // Each refusal is in the province's audit trail, under the peer's address, with its reason.
+    let reasons = ["unknown_ca", "expired", "no_certificate", "not_tls"];
+    let details = handshake_refusals_audited("federation", &reasons, || trail(cluster.node("320000"))).await;
+    for reason in reasons {
+        assert!(details.iter().any(|detail| detail.contains(&format!("({reason})"))), "{reason}: {details:?}");
+    }
+    let by_address = trail(cluster.node("320000")).await;
+    assert!(
+        by_address.iter().any(|e| e.operation == "TlsHandshake/federation" && e.account_id == "peer/127.0.0.1"),
+        "audited under the peer's address"
+    );
     // The real child still delivers: the refusals cost the port nothing.
     let mut registry = pb::volunteer_service_client::VolunteerServiceClient::new(cluster.node("320100").staff());
     registry.register_volunteer(volunteer("320100", 1)).await.unwrap();
@@ -365,10 +400,12 @@ async fn an_expired_client_certificate_is_refused_on_the_office_port_even_when_b
     let office = Issuer::new(ca_params, ca_key);
     let (server_cert, server_key, _) =
         forge(&office, &Forgery { common_name: "ecovol 330106", names: &["localhost", "127.0.0.1"], validity: None });
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let spec = NodeSpec {
-        extra_toml:
-            "[office.tls]\ncert_file = \"office.pem\"\nkey_file = \"office.key\"\nclient_ca_file = \"clients.pem\"\n"
-                .into(),
+        extra_toml: format!(
+            "[office.tls]\ncert_file = \"office.pem\"\nkey_file = \"office.key\"\nclient_ca_file = \"clients.pem\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ),
         ..NodeSpec::county("330106")
     };
     let files: [(&str, &[u8]); 3] = [
@@ -405,6 +442,88 @@ async fn an_expired_client_certificate_is_refused_on_the_office_port_even_when_b
     let outcome = tokio::time::timeout(Duration::from_secs(15), attempt).await.expect("a refusal comes quickly");
     let error = outcome.expect_err("an expired certificate signed in");
     assert!(is_handshake_refusal(&format!("{error:?}"), "CertificateExpired"), "{error:?}");
+    // The refusal is audited (under the client's address) and counted in the metrics, by port and reason.
+    let read = || async {
+        let request = pb::ListAuditEntriesRequest { page_size: 500, ..Default::default() };
+        node.audit(&node.tokens.auditor).list_audit_entries(request).await.unwrap().into_inner().entries
+    };
+    let details = handshake_refusals_audited("office", &["expired"], read).await;
+    assert!(details.iter().any(|detail| detail.contains("(expired)")), "{details:?}");
+    let metrics = scrape(metrics_port).await;
+    let series = "ecovol_tls_handshake_refusals_total{port=\"office\",reason=\"expired\"}";
+    let count: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {metrics}"));
+    assert!(count >= 1.0, "{count}");
+}
+
+/// The body of `GET /metrics` on the node's metrics port.
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// A department or role reading what it may not is refused and audited like a refused write, under its own
+/// account and department; an allowed read leaves no entry.
+#[tokio::test]
+async fn refused_reads_are_audited_like_refused_writes() {
+    let node = TestNode::start(NodeSpec::county("330106")).await.unwrap();
+    let tokens = node.tokens.clone();
+    let registered = node.volunteers(&tokens.staff).register_volunteer(volunteer("330106", 1)).await.unwrap();
+    let number = registered.into_inner().volunteer.unwrap().volunteer_number;
+    // Staff listing accounts (the operator's), the operator reading the trail (the auditor's), the auditor reading
+    // a volunteer (the registry's).
+    let refused = node.accounts(&tokens.staff).list_accounts(pb::ListAccountsRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = audit_client(&node, &tokens.operator)
+        .list_audit_entries(pb::ListAuditEntriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = node
+        .volunteers(&tokens.auditor)
+        .get_volunteer(pb::GetVolunteerRequest { volunteer_number: number.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    // Allowed reads.
+    node.volunteers(&tokens.staff_civil_affairs)
+        .get_volunteer(pb::GetVolunteerRequest { volunteer_number: number.clone() })
+        .await
+        .unwrap();
+    node.accounts(&tokens.operator).list_accounts(pb::ListAccountsRequest::default()).await.unwrap();
+
+    let entries = audit_client(&node, &tokens.auditor)
+        .list_audit_entries(pb::ListAuditEntriesRequest { page_size: 500, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let denied_reads: Vec<(&str, &str, i32)> = entries
+        .iter()
+        .filter(|e| e.outcome == pb::Outcome::Denied as i32)
+        .map(|e| (e.operation.as_str(), e.account_name.as_str(), e.department))
+        .collect();
+    assert_eq!(denied_reads.len(), 3, "{entries:?}");
+    assert_eq!(
+        denied_reads.iter().map(|(operation, _, _)| *operation).collect::<Vec<_>>(),
+        ["AccountService/ListAccounts", "AuditService/ListAuditEntries", "VolunteerService/GetVolunteer"],
+        "{entries:?}"
+    );
+    assert!(denied_reads[2].1.contains("auditor"), "under the caller's own account: {denied_reads:?}");
+    let details: Vec<&str> =
+        entries.iter().filter(|e| e.outcome == pb::Outcome::Denied as i32).map(|e| e.detail.as_str()).collect();
+    assert!(details.iter().all(|detail| !detail.is_empty()), "the reason is kept: {details:?}");
+    assert!(
+        !entries.iter().any(|e| e.outcome == pb::Outcome::Ok as i32 && e.operation == "VolunteerService/GetVolunteer"),
+        "allowed reads are not audited"
+    );
 }
 
 /// A channel to a plain-text test node.
