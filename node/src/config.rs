@@ -120,6 +120,19 @@ pub struct FederationSection {
     /// A child silent for longer is shown as stale, with a warning in the log.
     #[serde(default = "defaults::stale_after_ms")]
     pub stale_after_ms: u64,
+    /// Compression of the messages on this node's federation links (batches up, messages down): "gzip"
+    /// (default) or "none". A parent always takes both, so either side may change it alone.
+    #[serde(default)]
+    pub compression: LinkCompression,
+}
+
+/// `federation.compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkCompression {
+    None,
+    #[default]
+    Gzip,
 }
 
 /// `federation.denied`: the one setting a running node changes (SIGHUP, `server`'s reload replaces it). Every

@@ -75,8 +75,12 @@ pub struct Federation {
     pub parent: Option<ParentLink>,
     /// Codes accepted as children besides the GB/T 2260 rule.
     pub listed_children: Vec<DivisionCode>,
-    /// Parent side: applied positions per origin. Held across a batch's write, so batches apply one at a time.
+    /// Parent side: applied positions per origin. Held only to decide what a batch applies and to record it
+    /// once durable: children's subtrees are disjoint, so batches of different children are written together
+    /// (one flush for many), while each child's batches apply one at a time ([`Federation::child_turn`]).
     pub inbox: tokio::sync::Mutex<Inbox>,
+    /// Parent side: one lock per child, held across that child's batch (decision, write, flush, record).
+    turns: Mutex<BTreeMap<DivisionCode, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// Parent side: freshness of each child.
     pub children: Mutex<Completeness>,
     pub uplink: Mutex<UplinkNews>,
@@ -111,9 +115,18 @@ impl Federation {
             parent,
             listed_children,
             inbox: tokio::sync::Mutex::new(Inbox::restore(applied)),
+            turns: Mutex::new(BTreeMap::new()),
             children: Mutex::new(children),
             uplink: Mutex::new(UplinkNews::default()),
         })
+    }
+
+    /// The lock `child`'s batches take in turn (see `inbox`).
+    pub fn child_turn(&self, child: DivisionCode) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        match self.turns.lock() {
+            Ok(mut turns) => turns.entry(child).or_default().clone(),
+            Err(poisoned) => poisoned.into_inner().entry(child).or_default().clone(),
+        }
     }
 
     /// Every child's freshness now.

@@ -230,7 +230,15 @@ pub async fn run_with(
             (Box::pin(router.serve_with_incoming_shutdown(incoming, serving_stopped)), Some(acceptor))
         }
         None => {
-            (Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), serving_stopped)), None)
+            // TCP_NODELAY on every accepted connection (tonic's `tcp_nodelay` only applies to listeners it binds):
+            // without it an answer written in two parts waits ~40 ms for the client's delayed ACK (Nagle).
+            let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |accepted| {
+                if let Ok(stream) = &accepted {
+                    let _ = stream.set_nodelay(true);
+                }
+                accepted
+            });
+            (Box::pin(router.serve_with_incoming_shutdown(incoming, serving_stopped)), None)
         }
     };
     let grace = Duration::from_millis(app.config.office.shutdown_grace_ms);
@@ -732,7 +740,11 @@ async fn serve_federation(
     let served = Server::builder()
         .timeout(Duration::from_millis(app.config.office.request_timeout_ms.max(30_000)))
         .add_service(
-            FederationServiceServer::new(FederationApi { app: app.clone() }).max_decoding_message_size(64 << 20),
+            FederationServiceServer::new(FederationApi { app: app.clone() })
+                .max_decoding_message_size(64 << 20)
+                // Children may compress (`federation.compression`); answers are compressed only when asked.
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .send_compressed(tonic::codec::CompressionEncoding::Gzip),
         )
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stopped.wait_for(|stop| *stop).await;

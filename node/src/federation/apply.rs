@@ -118,15 +118,21 @@ pub async fn push(app: &App, child: DivisionCode, request: pb::PushRequest) -> R
     }
     let entries = check(request.entries)?;
     let keys: Vec<EntryKey> = entries.iter().map(|e| e.key).collect();
-    let mut inbox = federation.inbox.lock().await;
-    let starts = epoch_starts(&inbox, child, &keys);
-    let receipt = if starts.is_empty() {
-        inbox.receive(child, &keys)
-    } else {
-        // An origin's new epoch continues from the position just before its first entry.
-        let mut positions = inbox.applied().clone();
-        positions.extend(starts.iter().map(|(origin, base)| (*origin, *base)));
-        Inbox::restore(positions).receive(child, &keys)
+    // One batch of this child at a time; other children's batches go on and share this one's flush.
+    let turn = federation.child_turn(child);
+    let _turn = turn.lock().await;
+    let (starts, receipt) = {
+        let inbox = federation.inbox.lock().await;
+        let starts = epoch_starts(&inbox, child, &keys);
+        let receipt = if starts.is_empty() {
+            inbox.receive(child, &keys)
+        } else {
+            // An origin's new epoch continues from the position just before its first entry.
+            let mut positions = inbox.applied().clone();
+            positions.extend(starts.iter().map(|(origin, base)| (*origin, *base)));
+            Inbox::restore(positions).receive(child, &keys)
+        };
+        (starts, receipt)
     };
     if let Some(refusal) = &receipt.refused {
         tracing::warn!(%child, %refusal, "refused a batch (AUTH-1)");
@@ -141,7 +147,8 @@ pub async fn push(app: &App, child: DivisionCode, request: pb::PushRequest) -> R
     let router = Router::of(app);
     let now = Utc::now();
     let resets = starts.clone();
-    app.committer
+    let backlog = app
+        .committer
         .write_unaudited(move |txn| {
             let mut touched = BTreeSet::new();
             for (origin, base) in &resets {
@@ -155,19 +162,21 @@ pub async fn push(app: &App, child: DivisionCode, request: pb::PushRequest) -> R
             let key = child_key(child);
             let mut record: ChildRecord = txn.get_json(&key)?.unwrap_or_default();
             record.last_contact = Some(now);
-            record.backlog = backlog;
+            // A batch with nothing new is a late resend: the backlog it reports is older than the one recorded
+            // by the batch that applied its entries, so it may only lower the figure.
+            record.backlog = if applied == 0 { backlog.min(record.backlog) } else { backlog };
             record.entries_applied += applied;
+            let backlog = record.backlog;
             txn.put_json(key, &record);
             if router.top {
                 for volunteer_key in touched {
                     issue_notices(txn, &router, &volunteer_key)?;
                 }
             }
-            Ok(())
+            Ok(backlog)
         })
         .await?;
-    inbox.persisted(&receipt);
-    drop(inbox);
+    federation.inbox.lock().await.persisted(&receipt);
     for (origin, base) in &starts {
         tracing::info!(%child, %origin, epoch = outbox::epoch_of(base + 1), "an origin started a new epoch: what \
             this node held of it is replaced by its announcement");
@@ -393,6 +402,12 @@ impl Router {
         }
     }
 
+    /// A node of `level` without a parent or listed children (tests).
+    #[cfg(test)]
+    pub fn standalone(code: DivisionCode, level: CertifyingLevel) -> Router {
+        Router { code, level, top: true, parent: None, listed_children: Vec::new() }
+    }
+
     /// The child through which messages for `target` travel.
     pub fn route(&self, target: DivisionCode) -> Option<DivisionCode> {
         if let Some(listed) = self.listed_children.iter().find(|child| child.contains(target)) {
@@ -540,10 +555,38 @@ pub async fn pull(app: &App, child: DivisionCode, request: pb::PullRequest) -> R
     if let Some(failure) = failure {
         return Err(DomainError::Internal(format!("a stored message is corrupt: {failure}")));
     }
+    let now_ms = super::Federation::now_ms();
     if let Ok(mut children) = app.federation.children.lock() {
-        children.contact(child, super::Federation::now_ms());
+        children.contact(child, now_ms);
     }
+    remember_contact(app, child, now_ms).await?;
     Ok(pb::PullResponse { messages })
+}
+
+/// Persists a pulling child's contact (`fed/child/<code>`) when the stored one is older than a tenth of
+/// `stale_after_ms` (between 1 s and 1 min): an idle child only pulls, and a restarted parent would otherwise
+/// show it stale (or never heard from) although it asked a moment ago. Not on every pull: one write per child
+/// per interval.
+async fn remember_contact(app: &App, child: DivisionCode, now_ms: u64) -> Result<(), DomainError> {
+    let stale_after_ms = app.config.federation.as_ref().map(|f| f.stale_after_ms).unwrap_or(u64::MAX);
+    let every_ms = (stale_after_ms / 10).clamp(1_000, 60_000);
+    let key = child_key(child);
+    let stored: Option<ChildRecord> = store::get_json(&*app.store, key.as_bytes())?;
+    let stored_ms = stored.and_then(|record| record.last_contact).map(|at| at.timestamp_millis().max(0) as u64);
+    if stored_ms.is_some_and(|stored_ms| now_ms.saturating_sub(stored_ms) < every_ms) {
+        return Ok(());
+    }
+    let now = super::Federation::time_of(now_ms);
+    app.committer
+        .write_unaudited(move |txn| {
+            let mut record: ChildRecord = txn.get_json(&key)?.unwrap_or_default();
+            if record.last_contact.is_none_or(|contact| contact < now) {
+                record.last_contact = Some(now);
+                txn.put_json(key, &record);
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// The confirmed minutes of a volunteer in this node's territory: its own (if registered here) plus every

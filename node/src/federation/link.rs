@@ -17,13 +17,14 @@ use ecovol_coordinator::replication::{SendBatch, Uplink, UplinkConfig};
 use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::federation_service_client::FederationServiceClient;
 use prost::Message as _;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::apply::{self, Router};
 use super::outbox::{entry_key, entry_prefix};
 use super::{Federation, ParentLink, certs};
 use crate::app::App;
-use crate::config::FederationSection;
+use crate::config::{FederationSection, LinkCompression};
 use crate::error::DomainError;
 use crate::stars::{self, StarRule};
 use crate::store::{self, Store};
@@ -54,13 +55,25 @@ pub fn parent_channel(section: &FederationSection, parent: &ParentLink) -> anyho
     Ok(endpoint.connect_lazy())
 }
 
+/// A client of the parent's federation port, compressing as `federation.compression` says (the parent always
+/// takes gzip, and answers compressed when asked).
+pub fn parent_client(section: &FederationSection, channel: Channel) -> FederationServiceClient<Channel> {
+    let client = FederationServiceClient::new(channel).max_decoding_message_size(64 << 20);
+    match section.compression {
+        LinkCompression::Gzip => {
+            client.send_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Gzip)
+        }
+        LinkCompression::None => client,
+    }
+}
+
 /// Starts the link tasks this node needs; they end when the returned handles are aborted.
 pub fn start(app: &Arc<App>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     if let (Some(section), Some(parent)) = (app.config.federation.as_ref(), app.federation.parent.as_ref()) {
         let channel = parent_channel(section, parent)?;
-        tasks.push(tokio::spawn(uplink(app.clone(), FederationServiceClient::new(channel.clone()))));
-        tasks.push(tokio::spawn(downlink(app.clone(), FederationServiceClient::new(channel))));
+        tasks.push(tokio::spawn(uplink(app.clone(), parent_client(section, channel.clone()))));
+        tasks.push(tokio::spawn(downlink(app.clone(), parent_client(section, channel))));
     }
     if let Some(section) = app.config.federation.as_ref()
         && !section.listen.is_empty()
@@ -202,6 +215,10 @@ async fn uplink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
     outbox.appended(&restored);
     outbox.set_acked(uplink.acked());
     let mut failures: u32 = 0;
+    // The acknowledged positions last made durable here, and the write of newer ones still in flight: a batch's
+    // acknowledgement is persisted (and its entries trimmed) while the next batch travels, one write at a time.
+    let mut persisted = uplink.acked().clone();
+    let mut persisting: Option<tokio::task::JoinHandle<Result<BTreeMap<DivisionCode, u64>, DomainError>>> = None;
     loop {
         for (origin, seq) in outbox.appended_positions() {
             uplink.appended(origin, seq);
@@ -253,13 +270,21 @@ async fn uplink(app: Arc<App>, mut client: FederationServiceClient<Channel>) {
                     .into_iter()
                     .filter_map(|ack| DivisionCode::parse(&ack.origin).ok().map(|origin| (origin, ack.seq)))
                     .collect();
-                let previous = uplink.acked().clone();
-                if let Err(error) = persist_acks(&app, acks.clone(), previous).await {
-                    tracing::warn!(%error, "cannot persist the parent's acknowledgement; the batch will be resent");
-                    uplink.connection_lost(Federation::now_ms());
-                    continue;
+                if let Some(previous) = persisting.take() {
+                    match previous.await {
+                        Ok(Ok(positions)) => persisted = positions,
+                        Ok(Err(error)) => tracing::warn!(%error, "cannot persist the parent's acknowledgement; \
+                            the next one covers it"),
+                        Err(error) => tracing::warn!(%error, "the acknowledgement's write ended abnormally"),
+                    }
                 }
                 uplink.batch_answered(&acks);
+                // Trims from what is durable here, so a failed write's entries go with the next one.
+                let (writer, acked, from) = (app.clone(), uplink.acked().clone(), persisted.clone());
+                persisting = Some(tokio::spawn(async move {
+                    let acks: Vec<(DivisionCode, u64)> = acked.iter().map(|(origin, seq)| (*origin, *seq)).collect();
+                    persist_acks(&writer, acks, from).await.map(|()| acked)
+                }));
                 outbox.set_acked(uplink.acked());
                 if failures > 0 {
                     tracing::info!(failures, "the parent answers again");
@@ -490,7 +515,7 @@ pub async fn federation_minutes(app: &App, volunteer_key: &str) -> Result<pb::Vo
     if let (Some(section), Some(parent)) = (app.config.federation.as_ref(), app.federation.parent.as_ref()) {
         let asked = async {
             let channel = parent_channel(section, parent).map_err(|e| e.to_string())?;
-            FederationServiceClient::new(channel)
+            parent_client(section, channel)
                 .volunteer_minutes(pb::VolunteerMinutesRequest { volunteer_key: volunteer_key.to_string() })
                 .await
                 .map(|response| response.into_inner())

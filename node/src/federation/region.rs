@@ -140,8 +140,19 @@ pub fn get(
     request: pb::GetRegionStatsRequest,
 ) -> Result<pb::GetRegionStatsResponse, DomainError> {
     caller.require_any(&[Role::Staff, Role::Auditor], "reading statistics")?;
-    let own = app.federation.code;
-    let router = Router::of(app);
+    answer(&*app.store, &Router::of(app), app.federation.children_status(), request)
+}
+
+/// The answer of [`get`] from the store, this node's routing and its children's freshness. What it reads is
+/// `roll/…` (origins × months × kinds) and `fed/origin/…` (one per origin), never anything that grows with
+/// records (unit test `a_region_answer_reads_the_same_keys_at_ten_times_the_records`).
+fn answer(
+    store: &dyn Store,
+    router: &Router,
+    children: Vec<ecovol_coordinator::completeness::ChildStatus>,
+    request: pb::GetRegionStatsRequest,
+) -> Result<pb::GetRegionStatsResponse, DomainError> {
+    let own = router.code;
     let region = if request.region.trim().is_empty() {
         own
     } else {
@@ -167,13 +178,13 @@ pub fn get(
     };
     let mut parts: BTreeMap<DivisionCode, PartSums> = BTreeMap::new();
     let mut newest: BTreeMap<DivisionCode, Option<chrono::DateTime<chrono::Utc>>> = BTreeMap::new();
-    for (origin, cell, contribution) in contributions(&*app.store)? {
+    for (origin, cell, contribution) in contributions(store)? {
         if let Some(part) = part_of(origin) {
             parts.entry(part).or_default().add(cell, &contribution.figures, first, last);
             newest.entry(part).or_default();
         }
     }
-    store::scan_json_keyed::<OriginRecord>(&*app.store, "fed/origin/", |key, record| {
+    store::scan_json_keyed::<OriginRecord>(store, "fed/origin/", |key, record| {
         if let Some(part) = DivisionCode::parse(key).ok().and_then(part_of)
             && let Some(slot) = newest.get_mut(&part)
             && record.newest_entry > *slot
@@ -182,7 +193,7 @@ pub fn get(
         }
     })?;
     let status: BTreeMap<DivisionCode, ecovol_coordinator::completeness::ChildStatus> =
-        app.federation.children_status().into_iter().map(|child| (child.child, child)).collect();
+        children.into_iter().map(|child| (child.child, child)).collect();
     let freshness = |part: DivisionCode| -> Option<pb::Freshness> {
         if part == own {
             return None;
@@ -277,4 +288,118 @@ fn month_kinds(sums: &PartSums) -> Vec<pb::MonthKindStats> {
             active_volunteers: count(f.active_volunteers),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use ecovol_coordinator::rollup::Figures;
+
+    use super::*;
+    use crate::federation::outbox::contribution_key;
+    use crate::stars::CertifyingLevel;
+    use crate::store::{SledStore, StoreError, Visit, Write};
+
+    /// A store that counts the entries a caller is handed (scanned or got).
+    struct Counting {
+        inner: SledStore,
+        read: AtomicU64,
+    }
+
+    impl Store for Counting {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.read.fetch_add(1, Ordering::Relaxed);
+            self.inner.get(key)
+        }
+        fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+            self.inner.scan(prefix, start_after, &mut |key, value| {
+                self.read.fetch_add(1, Ordering::Relaxed);
+                visit(key, value)
+            })
+        }
+        fn scan_rev(&self, prefix: &[u8], before: Option<&[u8]>, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+            self.inner.scan_rev(prefix, before, &mut |key, value| {
+                self.read.fetch_add(1, Ordering::Relaxed);
+                visit(key, value)
+            })
+        }
+        fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+            self.inner.apply(writes)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.inner.flush()
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.inner.size_on_disk()
+        }
+    }
+
+    fn code(text: &str) -> DivisionCode {
+        DivisionCode::parse(text).unwrap()
+    }
+
+    /// Adds `records` confirmed records of county 330101 as a province holds them after the roll-up (the
+    /// contributions of their cells rewritten, each volunteer's minutes) plus what a node keeps per record that
+    /// a region answer must never read (`svc/…`, `roll_act/…`, outbox entries).
+    fn add_records(store: &dyn Store, from: u64, records: u64) {
+        let county = code("330101");
+        let mut writes: Vec<Write> = Vec::new();
+        for index in from..from + records {
+            let cell = Cell { month: 202601 + (index % 12) as u32, kind: 1 + (index % 5) as u8 };
+            let contribution = Contribution {
+                version: index + 1,
+                figures: Figures { confirmed_hours_x100: 100 * (index as i64 + 1), ..Figures::default() },
+            };
+            writes
+                .push((contribution_key(county, cell).into_bytes(), Some(serde_json::to_vec(&contribution).unwrap())));
+            writes.push((format!("svc/{index:012}").into_bytes(), Some(vec![b'x'; 200])));
+            writes
+                .push((format!("roll_act/{}/{}/{index:012}", cell.month, cell.kind).into_bytes(), Some(b"1".to_vec())));
+            writes.push((format!("out/330101/{index:020}").into_bytes(), Some(vec![b'e'; 120])));
+            writes.push((format!("fedvol_sum/{:032}", index % 1_000).into_bytes(), Some(b"{}".to_vec())));
+            if writes.len() >= 5_000 {
+                store.apply(&writes).unwrap();
+                writes.clear();
+            }
+        }
+        writes.push((super::super::origin_key(county).into_bytes(), Some(br#"{"applied_seq":1}"#.to_vec())));
+        store.apply(&writes).unwrap();
+    }
+
+    #[test]
+    fn a_region_answer_reads_the_same_keys_at_ten_times_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Counting { inner: SledStore::open(dir.path(), 16 << 20).unwrap(), read: AtomicU64::new(0) };
+        let router = Router::standalone(code("330000"), CertifyingLevel::Province);
+        let request = pb::GetRegionStatsRequest {
+            region: String::new(),
+            start_date: "2026-01-01".into(),
+            end_date: "2026-12-31".into(),
+        };
+        let mut read = Vec::new();
+        let mut hours = Vec::new();
+        for (from, records) in [(0, 2_000), (2_000, 18_000)] {
+            add_records(&store, from, records);
+            store.read.store(0, Ordering::Relaxed);
+            let answer = answer(&store, &router, Vec::new(), request.clone()).unwrap();
+            read.push(store.read.load(Ordering::Relaxed));
+            hours.push(answer.totals.unwrap_or_default().confirmed_hours_x100);
+        }
+        assert!(hours[1] > hours[0], "the answer follows the records: {hours:?}");
+        assert_eq!(read[0], read[1], "entries read at 2,000 and 20,000 records");
+        // 12 months × 5 kinds of one origin, and the origin's position.
+        assert!(read[1] <= 12 * 5 + 1, "read {} entries", read[1]);
+        // Nothing else under `roll` is taken for a contribution.
+        let mut other = 0;
+        store
+            .inner
+            .scan(b"roll/", None, &mut |_, _| {
+                other += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(other, 12 * 5);
+    }
 }

@@ -33,6 +33,35 @@ fn topology(cities: usize, counties: usize) -> Vec<(String, &'static str, Option
     nodes
 }
 
+/// Threads of this process (`Threads` of `/proc/self/status`).
+fn threads() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("Threads:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes under `dir` (a node's sled folder).
+fn size_on_disk(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => size_on_disk(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A positive number from the environment.
+fn env_count(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|value| value.replace(['_', ','], "").parse().ok()).filter(|n| *n > 0)
+}
+
 async fn start(nodes: &[(String, &'static str, Option<String>)], extra_toml: &str) -> anyhow::Result<Cluster> {
     let refs: Vec<(&str, &'static str, Option<&str>)> =
         nodes.iter().map(|(code, level, parent)| (code.as_str(), *level, parent.as_deref())).collect();
@@ -132,7 +161,7 @@ impl Workplace {
 pub async fn query(report: &mut Report, size: Size) -> anyhow::Result<()> {
     let steps: Vec<usize> = match size {
         Size::Short => vec![50, 200],
-        Size::Full => match std::env::var("ECOVOL_BENCH_QUERY_RECORDS_MAX").ok().and_then(|v| v.parse().ok()) {
+        Size::Full => match env_count("ECOVOL_BENCH_QUERY_RECORDS_MAX") {
             Some(max) => [10_000usize, 100_000, 1_000_000, 10_000_000].into_iter().filter(|n| *n <= max).collect(),
             None => vec![10_000, 100_000],
         },
@@ -163,6 +192,8 @@ pub async fn query(report: &mut Report, size: Size) -> anyhow::Result<()> {
             anyhow::ensure!(!answer.months.is_empty(), "the province answers by month");
         }
         let latencies = Latencies::new(samples);
+        let rss = super::footprint::resident_mib(std::process::id()).unwrap_or(0.0);
+        let mib = |node: &ClusterNode| size_on_disk(&node.data_dir()) as f64 / (1024.0 * 1024.0);
         report.push(
             Figure::new(
                 "query",
@@ -171,7 +202,13 @@ pub async fn query(report: &mut Report, size: Size) -> anyhow::Result<()> {
                 "ms",
             )
             .target("≤ 10 ms, flat")
-            .note(format!("p50 {:.2} ms; a year by month, kind and child", latencies.quantile_ms(0.5))),
+            .note(format!(
+                "p50 {:.2} ms; a year by month, kind and child; stores on disk: province {:.1} MiB, county {:.1} \
+                 MiB; bench process RSS {rss:.0} MiB (3 nodes, sled cache 16 MiB each, and the load clients)",
+                latencies.quantile_ms(0.5),
+                mib(province),
+                mib(county)
+            )),
         );
         report.check(format!("query records {records} rolled up"), u64::from(own == rolled));
     }
@@ -193,7 +230,12 @@ pub async fn freshness(report: &mut Report, size: Size) -> anyhow::Result<()> {
     let started_cluster = Instant::now();
     let nodes = topology(cities, counties);
     let cluster = start(&nodes, "").await?;
-    println!("  {} nodes started in {:.1} s", nodes.len(), started_cluster.elapsed().as_secs_f64());
+    let (started_threads, started_rss) = (threads(), super::footprint::resident_mib(std::process::id()).unwrap_or(0.0));
+    println!(
+        "  {} nodes started in {:.1} s: {started_threads} threads, RSS {started_rss:.0} MiB",
+        nodes.len(),
+        started_cluster.elapsed().as_secs_f64()
+    );
     let county_nodes: Vec<&ClusterNode> =
         nodes.iter().filter(|n| n.1 == "county").map(|n| cluster.node(&n.0)).collect();
     let province = cluster.node("330000");
@@ -210,12 +252,19 @@ pub async fn freshness(report: &mut Report, size: Size) -> anyhow::Result<()> {
             let (start_date, end_date) = whole_months();
             let request = pb::GetRegionStatsRequest { region: String::new(), start_date, end_date };
             let deadline = Instant::now() + Duration::from_secs(3_600);
+            let mut done_at: Option<Instant> = None;
             while Instant::now() < deadline {
                 if let Ok(answer) = client.get_region_stats(request.clone()).await {
                     let count = answer.into_inner().totals.unwrap_or_default().registered_volunteers - before;
                     seen.push((Instant::now(), count));
-                    if count >= total as u64 && done.load(Ordering::Relaxed) == 1 {
-                        break;
+                    // `done` holds 1 + the writes acknowledged once every writer has finished: a write that failed
+                    // never shows, so the poll ends at the acknowledged count (or a minute after the last write).
+                    let finished = done.load(Ordering::Relaxed);
+                    if finished > 0 {
+                        let since = *done_at.get_or_insert_with(Instant::now);
+                        if count >= finished - 1 || since.elapsed() > Duration::from_secs(60) {
+                            break;
+                        }
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -245,7 +294,8 @@ pub async fn freshness(report: &mut Report, size: Size) -> anyhow::Result<()> {
         writer.await?;
     }
     let offered = total as f64 / started.elapsed().as_secs_f64();
-    done.store(1, Ordering::Relaxed);
+    let acknowledged_count = acknowledged.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.len() as u64;
+    done.store(1 + acknowledged_count, Ordering::Relaxed);
     let seen = poller.await?;
     let mut acknowledged = acknowledged.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
     acknowledged.sort();
@@ -272,17 +322,35 @@ pub async fn freshness(report: &mut Report, size: Size) -> anyhow::Result<()> {
         .note(format!("{offered:.0} writes/s offered over {:.0} s", seconds)),
     );
     report.push(Figure::new("freshness", "p99", latencies.quantile_ms(0.99), "ms").target("≤ 1,000 ms"));
+    let rss = super::footprint::resident_mib(std::process::id()).unwrap_or(0.0);
+    report.push(Figure::new("freshness", format!("bench process RSS, {} nodes", nodes.len()), rss, "MiB").note(
+        format!(
+            "{started_threads} threads and {started_rss:.0} MiB once started (before the load); sled cache 16 MiB \
+             per node"
+        ),
+    ));
     report.check("freshness writes acknowledged", acknowledged.len() as u64);
     report.check("freshness writes visible", visible as u64);
     report.check("freshness writes sent", total as u64);
     cluster.shutdown().await
 }
 
-/// Catch-up (a county cut off from its city while records are written, then the city is back) and the wire
-/// cost of the county→city link, counted by a relay the county dials instead of its city.
-pub async fn catch_up(report: &mut Report, size: Size) -> anyhow::Result<()> {
-    let records = size.pick(200, 100_000);
-    let mut cluster = start(&topology(1, 1), "").await?;
+/// What one cut-off-and-heal run measured.
+struct CatchUp {
+    records: usize,
+    written: Duration,
+    took: Duration,
+    /// county→city and city→county bytes per record while catching up (TLS included).
+    up_per_record: f64,
+    down_per_record: f64,
+    exact: bool,
+}
+
+/// A county cut off from its city while `records` confirmed records were written, then the city back, with the
+/// link compressed as `compression` says (`federation.compression`). The county dials a relay that counts the
+/// bytes each way.
+async fn cut_off_and_heal(size: Size, records: usize, compression: &str) -> anyhow::Result<CatchUp> {
+    let mut cluster = start(&topology(1, 1), &format!("compression = \"{compression}\"\n")).await?;
     let relay = Relay::start(cluster.node("330100").federation).await?;
     // The county dials the relay: its config names the relay instead of the city's federation port.
     cluster.stop("330101").await?;
@@ -297,48 +365,79 @@ pub async fn catch_up(report: &mut Report, size: Size) -> anyhow::Result<()> {
     cluster.stop("330100").await?;
     let written = Instant::now();
     workplace.confirmed_service(cluster.node("330101"), 0, records).await?;
-    println!("  {records} confirmed records written while cut off in {:.1} s", written.elapsed().as_secs_f64());
+    let written = written.elapsed();
+    println!("  {records} confirmed records written while cut off in {:.1} s", written.as_secs_f64());
     let (sent_before, received_before) = relay.bytes();
     cluster.start_again("330100").await?;
     let healed = Instant::now();
-    cluster.wait_delivered(Duration::from_secs(1_800)).await?;
+    cluster.wait_delivered(Duration::from_secs(3_600)).await?;
     let took = healed.elapsed();
     let own = own_confirmed_hours_x100(cluster.node("330101")).await?;
     let rolled = province_totals(cluster.node("330000")).await?.confirmed_hours_x100;
     anyhow::ensure!(own == rolled, "the province has {rolled} confirmed hours x100, the county {own}");
     let (sent, received) = relay.bytes();
+    cluster.shutdown().await?;
+    Ok(CatchUp {
+        records,
+        written,
+        took,
+        up_per_record: (sent - sent_before) as f64 / records as f64,
+        down_per_record: (received - received_before) as f64 / records as f64,
+        exact: own == rolled,
+    })
+}
+
+/// Catch-up: a county cut off from its city while records are written (100,000 by default,
+/// `ECOVOL_BENCH_CATCHUP_RECORDS` for more), then the city back: records per second through the healed link.
+pub async fn catch_up(report: &mut Report, size: Size) -> anyhow::Result<()> {
+    let records = match size {
+        Size::Short => 200,
+        Size::Full => env_count("ECOVOL_BENCH_CATCHUP_RECORDS").unwrap_or(100_000),
+    };
+    let run = cut_off_and_heal(size, records, "gzip").await?;
     report.push(
         Figure::new(
             "catchup",
-            format!("{records} records through the healed link"),
-            records as f64 / took.as_secs_f64(),
+            format!("{} records through the healed link", run.records),
+            run.records as f64 / run.took.as_secs_f64(),
             "records/s",
         )
         .target("≥ 20,000/s")
         .note(format!(
-            "province exact after {:.1} s (includes the city's restart and the link's back-off)",
-            took.as_secs_f64()
+            "province exact after {:.1} s (includes the city's restart and the link's back-off); written while cut \
+             off in {:.1} s; gzip: {:.0} B/record county→city",
+            run.took.as_secs_f64(),
+            run.written.as_secs_f64(),
+            run.up_per_record
         )),
     );
-    report.push(
-        Figure::new("wire", "county→city bytes per record", (sent - sent_before) as f64 / records as f64, "B").note(
-            format!(
-                "city→county {:.0} B/record; TLS included; the link has no compression setting (off)",
-                (received - received_before) as f64 / records as f64
-            ),
-        ),
-    );
-    report.check("catchup records", records as u64);
-    report.check("catchup province exact", u64::from(own == rolled));
-    cluster.shutdown().await
+    report.check("catchup records", run.records as u64);
+    report.check("catchup province exact", u64::from(run.exact));
+    Ok(())
 }
 
-/// The wire cost is measured by the catch-up run (the same relay); run on its own, it runs that.
+/// Bytes per record on the county→city link while catching up, with `federation.compression` off and on
+/// (20,000 records each).
 pub async fn wire(report: &mut Report, size: Size) -> anyhow::Result<()> {
-    if report.value("wire", "county→city bytes per record").is_some() {
-        return Ok(());
+    let records = size.pick(200, 20_000);
+    for compression in ["none", "gzip"] {
+        let run = cut_off_and_heal(size, records, compression).await?;
+        report.push(
+            Figure::new(
+                "wire",
+                format!("county→city bytes per record, compression {compression}"),
+                run.up_per_record,
+                "B",
+            )
+            .note(format!(
+                "city→county {:.0} B/record; TLS included; {records} records caught up at {:.0}/s",
+                run.down_per_record,
+                records as f64 / run.took.as_secs_f64()
+            )),
+        );
+        report.check(format!("wire {compression} province exact"), u64::from(run.exact));
     }
-    catch_up(report, size).await
+    Ok(())
 }
 
 /// A TCP relay to `target` counting the bytes each way.
