@@ -33,7 +33,13 @@ pub async fn route(visit: &Visit<'_>, rest: &str) -> Reply {
     let post = visit.request.method == Method::POST;
     match rest {
         "volunteers" if get => volunteers(visit).await,
-        "volunteers/new" if get => volunteer_form(visit, &Form::default(), StatusCode::OK),
+        "volunteers/new" if get => {
+            // Most volunteers live in the county that registers them; "masses" is the commonest status.
+            let mut form = Form::default();
+            form.values.push(("home_division_code".into(), visit.app.node_code().to_string()));
+            form.values.push(("political_status".into(), "3".into()));
+            volunteer_form(visit, &form, StatusCode::OK)
+        }
         "volunteers/new" if post => register_volunteer(visit).await,
         "teams" if get => teams(visit).await,
         "projects" if get => projects(visit).await,
@@ -197,21 +203,33 @@ const VOLUNTEER_INPUTS: &[(&str, &str)] = &[
     ("skills", "skills"),
     ("consent_to_processing", "consent_to_processing"),
     ("self_supporting", "self_supporting"),
-    ("guardian_consent", "consent_to_processing"),
+    ("political_status", "political_status"),
+    ("guardian_consent", "guardian_consent"),
 ];
 
 fn volunteer_form(visit: &Visit<'_>, form: &Form, status: StatusCode) -> Reply {
     let lang = visit.lang();
+    let statuses: Vec<(&str, String)> =
+        [("1", "political.party_member"), ("2", "political.league_member"), ("3", "political.masses")]
+            .into_iter()
+            .map(|(value, key)| (value, lang.t(key).to_string()))
+            .collect();
+    let guardians: Vec<(&str, String)> = [("0", "guardian.none"), ("1", "guardian.guardian"), ("2", "guardian.parent")]
+        .into_iter()
+        .map(|(value, key)| (value, lang.t(key).to_string()))
+        .collect();
     let body = format!(
-        "{}{}{}{}{}{}{}{}{}<button type=\"submit\" id=\"submit\">{}</button></form>",
+        "{}{}{}{}{}{}{}{}{}{}{}<button type=\"submit\" id=\"submit\">{}</button></form>",
         form.alert(lang),
         form_start(visit, "volunteer-form", "/office/volunteers/new"),
         form.input(lang, "name", "text", true),
         form.input(lang, "id_number", "text", true),
         form.input(lang, "phone", "tel", true),
-        form.input(lang, "home_division_code", "text", false),
+        form.input(lang, "home_division_code", "text", true),
+        form.select(lang, "political_status", &statuses, true),
         form.input(lang, "skills", "text", false),
         form.checkbox(lang, "consent_to_processing"),
+        form.select(lang, "guardian_consent", &guardians, false),
         form.checkbox(lang, "self_supporting"),
         escape(lang.t("submit.register")),
     );
@@ -229,6 +247,8 @@ async fn register_volunteer(visit: &Visit<'_>) -> Reply {
         consent_to_processing: !form.value("consent_to_processing").is_empty(),
         self_supporting: !form.value("self_supporting").is_empty(),
         home_division_code: field("home_division_code"),
+        political_status: field("political_status").parse().unwrap_or(0),
+        guardian_consent: field("guardian_consent").parse().unwrap_or(0),
         ..Default::default()
     };
     let api = VolunteerApi { app: visit.app.clone() };
@@ -340,7 +360,7 @@ fn project_form(visit: &Visit<'_>, form: &Form, status: StatusCode) -> Reply {
         form_start(visit, "project-form", "/office/projects/new"),
         form.input(lang, "title", "text", true),
         form.textarea(lang, "description", false),
-        form.select(lang, "activity_kind", &kinds),
+        form.select(lang, "activity_kind", &kinds, true),
         form.input(lang, "organising_team_id", "text", true),
         form.input(lang, "site_id", "text", false),
         form.input(lang, "start_at", "datetime-local", true),
@@ -478,7 +498,7 @@ fn hours_form(visit: &Visit<'_>, form: &Form, status: StatusCode) -> Reply {
         escape(form.value("idempotency_key")),
         form.input(lang, "project_id", "text", true),
         form.input(lang, "volunteer_number", "text", true),
-        form.select(lang, "method", &methods),
+        form.select(lang, "method", &methods, true),
         form.input(lang, "start_time", "datetime-local", true),
         form.input(lang, "end_time", "datetime-local", true),
         form.textarea(lang, "content", true),

@@ -385,10 +385,11 @@ impl Form {
     }
 
     /// A `<select>` of (value, text).
-    pub fn select(&self, lang: Lang, name: &str, options: &[(&str, String)]) -> String {
+    pub fn select(&self, lang: Lang, name: &str, options: &[(&str, String)], required: bool) -> String {
         let (aria, error) = self.described(name);
+        let star = if required { " *" } else { "" };
         let mut text = format!(
-            "<div class=\"field\"><label for=\"{name}\">{} *</label><select id=\"{name}\" name=\"{name}\"{aria}>",
+            "<div class=\"field\"><label for=\"{name}\">{}{star}</label><select id=\"{name}\" name=\"{name}\"{aria}>",
             escape(lang.t(&format!("field.{name}")))
         );
         for (value, label) in options {
