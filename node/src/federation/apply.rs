@@ -559,7 +559,10 @@ pub async fn pull(app: &App, child: DivisionCode, request: pb::PullRequest) -> R
     if let Ok(mut children) = app.federation.children.lock() {
         children.contact(child, now_ms);
     }
-    remember_contact(app, child, now_ms).await?;
+    // The messages are answered even when the contact cannot be written (a full disk refuses writes).
+    if let Err(error) = remember_contact(app, child, now_ms).await {
+        tracing::debug!(%child, %error, "cannot persist a pulling child's contact");
+    }
     Ok(pb::PullResponse { messages })
 }
 
