@@ -332,7 +332,6 @@ async fn fetch_text(browser: &Browser, url: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until the console is served by the node (server.rs)"]
 async fn office_staff_use_the_console_in_chromium() {
     let Some(installation) = installation() else { return };
     let mut cluster = Cluster::start(&JIANGSU, EXTRA_TOML).await.unwrap();
