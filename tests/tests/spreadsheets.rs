@@ -324,6 +324,89 @@ async fn hours_import_in_batches_reports_bad_rows_and_records_nothing_twice() {
     assert_eq!(again.len(), 2, "nothing recorded twice");
 }
 
+/// The bulk call the import uses: one result per row, in order; a refused or known row does not stop the others;
+/// each row audited as a single registration; a repeated call creates nothing; too many rows, or a role that may
+/// not register, are refused.
+#[tokio::test]
+async fn register_volunteers_answers_each_row_and_creates_nothing_twice() {
+    use pb::register_volunteer_result::Result as Row;
+    let node = TestNode::start(NodeSpec::county("330106")).await.expect("node starts");
+    let staff = &node.tokens.staff;
+    let known = node.volunteers(staff).register_volunteer(adult(201)).await.expect("registered").into_inner();
+    let known_number = known.volunteer.expect("volunteer").volunteer_number;
+    let bad = pb::RegisterVolunteerRequest { identity_number: "15000019970319128X".into(), ..adult(203) };
+    let rows = vec![adult(202), bad, adult(202), adult(201), adult(204)];
+    let request = pb::RegisterVolunteersRequest { volunteers: rows.clone() };
+    let results = node.volunteers(staff).register_volunteers(request).await.expect("answered").into_inner().results;
+    let kinds: Vec<String> = results
+        .iter()
+        .map(|result| match &result.result {
+            Some(Row::Registered(volunteer)) => format!("registered {}", volunteer.name),
+            Some(Row::AlreadyRegistered(number)) => format!("known {number}"),
+            Some(Row::Refused(refusal)) => {
+                let fields: Vec<&str> = refusal.violations.iter().map(|v| v.field.as_str()).collect();
+                format!("refused {} {fields:?}", refusal.code)
+            }
+            None => "nothing".into(),
+        })
+        .collect();
+    let registered_202 = match &results[0].result {
+        Some(Row::Registered(volunteer)) => volunteer.volunteer_number.clone(),
+        other => panic!("row 0: {other:?}"),
+    };
+    assert_eq!(
+        kinds,
+        [
+            format!("registered {}", adult(202).name),
+            format!("refused {} [\"identity_number\"]", tonic::Code::InvalidArgument as i32),
+            format!("known {registered_202}"),
+            format!("known {known_number}"),
+            format!("registered {}", adult(204).name),
+        ]
+    );
+    // The same call again creates nothing.
+    let again = node
+        .volunteers(staff)
+        .register_volunteers(pb::RegisterVolunteersRequest { volunteers: rows })
+        .await
+        .expect("answered")
+        .into_inner()
+        .results;
+    let registered_again = again.iter().filter(|result| matches!(result.result, Some(Row::Registered(_)))).count();
+    assert_eq!(registered_again, 0);
+    let search = pb::SearchVolunteersRequest { page_size: 100, ..Default::default() };
+    let found = node.volunteers(staff).search_volunteers(search).await.expect("search").into_inner().volunteers;
+    assert_eq!(found.len(), 3);
+    // Every row is audited as a single registration would be, plus one entry per call.
+    let entries = node
+        .audit(&node.tokens.auditor)
+        .list_audit_entries(pb::ListAuditEntriesRequest { page_size: 500, ..Default::default() })
+        .await
+        .expect("trail")
+        .into_inner()
+        .entries;
+    let count = |operation: &str| entries.iter().filter(|entry| entry.operation == operation).count();
+    assert_eq!(count("VolunteerService/RegisterVolunteer"), 1 + 5 + 5);
+    assert_eq!(count("VolunteerService/RegisterVolunteers"), 2);
+    // The auditor may not register: every row refused, audited, nothing created.
+    let refused = node
+        .volunteers(&node.tokens.auditor)
+        .register_volunteers(pb::RegisterVolunteersRequest { volunteers: vec![adult(205)] })
+        .await
+        .expect("answered")
+        .into_inner()
+        .results;
+    assert!(
+        matches!(&refused[0].result, Some(Row::Refused(r)) if r.code == tonic::Code::PermissionDenied as i32),
+        "{refused:?}"
+    );
+    // More rows than a call may carry.
+    let too_many = pb::RegisterVolunteersRequest { volunteers: vec![adult(206); 1_001] };
+    let status = node.volunteers(staff).register_volunteers(too_many).await.expect_err("too many rows");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("volunteers"), "{status:?}");
+}
+
 /// 100,000 volunteers from one CSV, streamed. `ECOVOL_IMPORT_ROWS` sets another row count.
 #[tokio::test]
 #[ignore = "long: 100,000 rows; run with --run-ignored only"]
@@ -337,13 +420,27 @@ async fn a_large_csv_streams() {
         text += &csv_line(&[&volunteer.name, &volunteer.identity_number, &volunteer.phone, "群众", "330106", "是"]);
     }
     std::fs::write(&file, text).expect("written");
+    // `ECOVOL_IMPORT_BATCH_ROWS=1` sends one row per call, as the command did before `RegisterVolunteers`.
+    let batch_rows = std::env::var("ECOVOL_IMPORT_BATCH_ROWS").unwrap_or_else(|_| "500".into());
     let started = std::time::Instant::now();
-    let (code, out, err) =
-        office.ecovol(&["import", "volunteers", &file.display().to_string(), "--concurrency", "32"]).await;
+    let (code, out, err) = office
+        .ecovol(&[
+            "import",
+            "volunteers",
+            &file.display().to_string(),
+            "--concurrency",
+            "32",
+            "--batch-rows",
+            &batch_rows,
+        ])
+        .await;
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("{rows} rows read: {rows} created")), "{out}");
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let peak = status.lines().find(|line| line.starts_with("VmHWM")).unwrap_or("VmHWM: ?");
-    println!("{rows} rows in {seconds:.1} s: {:.0} rows/s; test process (node and CLI) {peak}", rows as f64 / seconds);
+    println!(
+        "{rows} rows in {seconds:.1} s ({batch_rows} rows per call): {:.0} rows/s; test process (node and CLI) {peak}",
+        rows as f64 / seconds
+    );
 }

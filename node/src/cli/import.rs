@@ -2,8 +2,9 @@
 //!
 //! 1. The header row is mapped to fields by Chinese and English synonyms (`--mapping field=header,…` overrides);
 //!    the mapping is printed first, and `--dry-run` stops after checking every row locally.
-//! 2. Rows are streamed (see `exchange::sheet`) and sent as they are read: volunteers and teams one call per row
-//!    with `--concurrency` calls in flight, hours in `RecordServiceBulk` batches of one project's rows.
+//! 2. Rows are streamed (see `exchange::sheet`) and sent as they are read, `--concurrency` calls in flight:
+//!    volunteers in `RegisterVolunteers` batches (one result per row), teams one call per row, hours in
+//!    `RecordServiceBulk` batches of one project's rows.
 //! 3. Every refused row goes to `FILE.errors.csv` beside the input: row, column, rule broken, and the server's
 //!    field (the `google.rpc.BadRequest` field violation) when the node refused it.
 //! 4. Importing the same file twice creates nothing twice: a volunteer whose identity number is registered already
@@ -57,7 +58,8 @@ pub struct ImportArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Hours rows per RecordServiceBulk call (at most the node's `[hours] bulk_rows_max`).
+    /// Rows per bulk call: hours per RecordServiceBulk (at most the node's `[hours] bulk_rows_max`), volunteers per
+    /// RegisterVolunteers (at most 1,000).
     #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_rows: u32,
 
@@ -605,7 +607,8 @@ enum RowOutcome {
     Refused(Vec<RowError>),
 }
 
-/// Volunteers and teams: one call per row, `--concurrency` in flight.
+/// Volunteers in `RegisterVolunteers` batches of `--batch-rows` rows, teams one call per row; `--concurrency`
+/// calls in flight.
 async fn import_rows(
     import: &Import,
     node: &Node,
@@ -637,15 +640,29 @@ async fn import_rows(
             token = page.next_page_token;
         }
     }
-    let mut in_flight: JoinSet<RowOutcome> = JoinSet::new();
+    let mut in_flight: JoinSet<Vec<RowOutcome>> = JoinSet::new();
     let concurrency = args.concurrency as usize;
+    let batch_rows = (args.batch_rows as usize).min(VOLUNTEER_BATCH_ROWS_MAX);
     let context = ErrorContext::of(import);
-    let finish = |outcome: RowOutcome, tally: &mut Tally| match outcome {
-        RowOutcome::Created => tally.created += 1,
-        RowOutcome::Existing => tally.existing += 1,
-        RowOutcome::Refused(mut errors) => tally.errors.append(&mut errors),
+    let finish = |outcomes: Vec<RowOutcome>, tally: &mut Tally| {
+        for outcome in outcomes {
+            match outcome {
+                RowOutcome::Created => tally.created += 1,
+                RowOutcome::Existing => tally.existing += 1,
+                RowOutcome::Refused(mut errors) => tally.errors.append(&mut errors),
+            }
+        }
     };
-    while let Some(row) = next_row(reader)? {
+    let mut batch: Vec<VolunteerRow> = Vec::new();
+    loop {
+        let row = next_row(reader)?;
+        let Some(row) = row else {
+            if !batch.is_empty() {
+                let rows = std::mem::take(&mut batch);
+                in_flight.spawn(register_volunteers(node.volunteers(), node.exchange(), context.clone(), rows));
+            }
+            break;
+        };
         tally.rows += 1;
         progress.tick(tally.rows, reader, console);
         let parsed = match parse_row(import, &row) {
@@ -658,40 +675,11 @@ async fn import_rows(
         let number = row.number;
         match parsed {
             Parsed::Volunteer { register, share } => {
-                let (mut volunteers, mut exchange) = (node.volunteers(), node.exchange());
-                let errors_for = context.clone();
-                in_flight.spawn(async move {
-                    let registered = match volunteers.register_volunteer(register).await {
-                        Ok(response) => {
-                            response.into_inner().volunteer.map(|volunteer| (volunteer.volunteer_number, true))
-                        }
-                        Err(status) if status.code() == Code::AlreadyExists => status
-                            .get_details_resource_info()
-                            .map(|info| (info.resource_name, false))
-                            .filter(|(number, _)| !number.is_empty()),
-                        Err(status) => return RowOutcome::Refused(errors_for.refused(number, &status)),
-                    };
-                    let Some((volunteer_number, created)) = registered else {
-                        return RowOutcome::Refused(vec![
-                            errors_for.plain(number, "the node answered without a volunteer"),
-                        ]);
-                    };
-                    if let Some(consent) = share {
-                        let request = pb::SetExchangeConsentRequest {
-                            volunteer_number,
-                            consent,
-                            evidence: "spreadsheet import (同意共享 column)".into(),
-                        };
-                        if let Err(status) = exchange.set_exchange_consent(request).await {
-                            let mut error = errors_for.refused(number, &status);
-                            for row_error in &mut error {
-                                row_error.column = errors_for.share_column.clone();
-                            }
-                            return RowOutcome::Refused(error);
-                        }
-                    }
-                    if created { RowOutcome::Created } else { RowOutcome::Existing }
-                });
+                batch.push(VolunteerRow { number, register, share });
+                if batch.len() >= batch_rows {
+                    let rows = std::mem::take(&mut batch);
+                    in_flight.spawn(register_volunteers(node.volunteers(), node.exchange(), context.clone(), rows));
+                }
             }
             Parsed::Team(request) => {
                 let exists = if request.credit_code.is_empty() {
@@ -706,11 +694,11 @@ async fn import_rows(
                 let mut teams = node.teams();
                 let errors_for = context.clone();
                 in_flight.spawn(async move {
-                    match teams.create_team(request).await {
+                    vec![match teams.create_team(request).await {
                         Ok(_) => RowOutcome::Created,
                         Err(status) if status.code() == Code::AlreadyExists => RowOutcome::Existing,
                         Err(status) => RowOutcome::Refused(errors_for.refused(number, &status)),
-                    }
+                    }]
                 });
             }
             Parsed::Hours { .. } => {}
@@ -725,6 +713,115 @@ async fn import_rows(
         finish(joined.map_err(|error| Failure::Failed(error.to_string()))?, &mut tally);
     }
     Ok(tally)
+}
+
+/// Most volunteer rows per `RegisterVolunteers` call: the node's limit (`REGISTER_BULK_ROWS_MAX`).
+const VOLUNTEER_BATCH_ROWS_MAX: usize = crate::registry::volunteer::REGISTER_BULK_ROWS_MAX;
+
+/// A volunteer row waiting for its batch.
+struct VolunteerRow {
+    number: u64,
+    register: pb::RegisterVolunteerRequest,
+    share: Option<bool>,
+}
+
+/// Registers a batch of rows in one `RegisterVolunteers` call (one result per row), then records the sharing
+/// consent of each row that has one. A node without the bulk call (older than the client) gets one
+/// `RegisterVolunteer` call per row instead.
+async fn register_volunteers(
+    mut volunteers: ecovol_proto::v1::volunteer_service_client::VolunteerServiceClient<
+        super::connection::Authenticated,
+    >,
+    mut exchange: ecovol_proto::v1::exchange_service_client::ExchangeServiceClient<super::connection::Authenticated>,
+    errors_for: ErrorContext,
+    rows: Vec<VolunteerRow>,
+) -> Vec<RowOutcome> {
+    use pb::register_volunteer_result::Result as Row;
+    let request = pb::RegisterVolunteersRequest { volunteers: rows.iter().map(|row| row.register.clone()).collect() };
+    let results = match volunteers.register_volunteers(request).await {
+        Ok(answer) => answer.into_inner().results,
+        Err(status) if status.code() == Code::Unimplemented => {
+            let mut outcomes = Vec::with_capacity(rows.len());
+            for row in rows {
+                let registered = match volunteers.register_volunteer(row.register).await {
+                    Ok(answer) => answer.into_inner().volunteer.map(Row::Registered),
+                    Err(status) if status.code() == Code::AlreadyExists => status
+                        .get_details_resource_info()
+                        .map(|info| Row::AlreadyRegistered(info.resource_name))
+                        .filter(|row| !matches!(row, Row::AlreadyRegistered(number) if number.is_empty())),
+                    Err(status) => {
+                        outcomes.push(RowOutcome::Refused(errors_for.refused(row.number, &status)));
+                        continue;
+                    }
+                };
+                outcomes.push(volunteer_outcome(&mut exchange, &errors_for, row.number, row.share, registered).await);
+            }
+            return outcomes;
+        }
+        Err(status) => {
+            return rows.iter().map(|row| RowOutcome::Refused(errors_for.refused(row.number, &status))).collect();
+        }
+    };
+    if results.len() != rows.len() {
+        let rule = format!("the node answered {} results for {} rows", results.len(), rows.len());
+        return rows.iter().map(|row| RowOutcome::Refused(vec![errors_for.plain(row.number, &rule)])).collect();
+    }
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (row, result) in rows.into_iter().zip(results) {
+        outcomes.push(volunteer_outcome(&mut exchange, &errors_for, row.number, row.share, result.result).await);
+    }
+    outcomes
+}
+
+/// The outcome of one volunteer row from the node's answer for it; records the sharing consent of a registered
+/// (or already registered) volunteer when the row has one.
+async fn volunteer_outcome(
+    exchange: &mut ecovol_proto::v1::exchange_service_client::ExchangeServiceClient<super::connection::Authenticated>,
+    errors_for: &ErrorContext,
+    number: u64,
+    share: Option<bool>,
+    result: Option<pb::register_volunteer_result::Result>,
+) -> RowOutcome {
+    use pb::register_volunteer_result::Result as Row;
+    let (volunteer_number, created) = match result {
+        Some(Row::Registered(volunteer)) => (volunteer.volunteer_number, true),
+        Some(Row::AlreadyRegistered(number)) if !number.is_empty() => (number, false),
+        Some(Row::Refused(refusal)) => {
+            return RowOutcome::Refused(errors_for.refused(number, &refusal_status(refusal)));
+        }
+        _ => return RowOutcome::Refused(vec![errors_for.plain(number, "the node answered without a volunteer")]),
+    };
+    if let Some(consent) = share {
+        let request = pb::SetExchangeConsentRequest {
+            volunteer_number,
+            consent,
+            evidence: "spreadsheet import (同意共享 column)".into(),
+        };
+        if let Err(status) = exchange.set_exchange_consent(request).await {
+            let mut error = errors_for.refused(number, &status);
+            for row_error in &mut error {
+                row_error.column = errors_for.share_column.clone();
+            }
+            return RowOutcome::Refused(error);
+        }
+    }
+    if created { RowOutcome::Created } else { RowOutcome::Existing }
+}
+
+/// A refused row of a bulk answer as the status the single call would have given (field violations included), so
+/// it is reported like one.
+fn refusal_status(refusal: pb::RowRefusal) -> Status {
+    let violations: Vec<tonic_types::FieldViolation> = refusal
+        .violations
+        .into_iter()
+        .map(|violation| tonic_types::FieldViolation::new(violation.field, violation.description))
+        .collect();
+    let details = if violations.is_empty() {
+        tonic_types::ErrorDetails::new()
+    } else {
+        tonic_types::ErrorDetails::with_bad_request(violations)
+    };
+    Status::with_error_details(Code::from_i32(refusal.code), refusal.message, details)
 }
 
 /// What a spawned call needs to describe its row's errors (the import itself is borrowed by the loop).

@@ -466,6 +466,61 @@ pub fn register(
     Ok(record)
 }
 
+/// Most rows of one `RegisterVolunteers` call: a 1,000-row batch is about 200 KiB, far under
+/// `office.message_bytes_max`, and one committer job of that size holds the writer for a few milliseconds.
+pub const REGISTER_BULK_ROWS_MAX: usize = 1_000;
+
+/// What became of one row of a bulk registration.
+#[derive(Debug)]
+pub enum RowRegistration {
+    Registered(Box<VolunteerRecord>),
+    /// The identity number was registered already, as this volunteer number.
+    AlreadyRegistered(String),
+    /// Refused as `register` would refuse it; nothing of the row was written.
+    Refused(DomainError),
+}
+
+/// Registers each row as `register` would, in one job (spreadsheet imports: one call, one group commit, for many
+/// rows). A row refused (its validation in `rows`, a registered identity number, the caller's role) is reported
+/// and skipped; every row gets its own audit entry as a single registration would (`row_audit`), besides the
+/// job's entry for the whole call. A fault of the node (the store) fails the whole job, so nothing is written.
+pub fn register_bulk(
+    txn: &mut Txn<'_>,
+    keys: &NodeKeys,
+    node_code: &str,
+    caller: &Caller,
+    rows: Vec<Result<RegisterVolunteer, DomainError>>,
+    row_audit: &crate::audit::AuditContext,
+) -> Result<Vec<RowRegistration>, DomainError> {
+    let mut results = Vec::with_capacity(rows.len());
+    for (index, row) in rows.into_iter().enumerate() {
+        txn.target = format!("row {index}");
+        // `register` refuses for the role and for a known identity number before it writes anything, so a
+        // refused row leaves no write behind; any other error is the store's and fails the whole job.
+        let outcome = row.and_then(|command| register(txn, keys, node_code, caller, command));
+        let result = match outcome {
+            Ok(record) => {
+                crate::audit::append(txn, row_audit, None)?;
+                RowRegistration::Registered(Box::new(record))
+            }
+            Err(DomainError::AlreadyExists { message, existing }) => {
+                let error = DomainError::AlreadyExists { message, existing: existing.clone() };
+                crate::audit::append(txn, row_audit, Some(&error))?;
+                RowRegistration::AlreadyRegistered(existing)
+            }
+            Err(error @ (DomainError::Invalid(_) | DomainError::PermissionDenied(_))) => {
+                crate::audit::append(txn, row_audit, Some(&error))?;
+                RowRegistration::Refused(error)
+            }
+            Err(fault) => return Err(fault),
+        };
+        results.push(result);
+    }
+    let registered = results.iter().filter(|row| matches!(row, RowRegistration::Registered(_))).count();
+    txn.target = format!("{} rows, {registered} registered", results.len());
+    Ok(results)
+}
+
 /// Tells the federation of a new version of a volunteer's record (no figure changes: a registration counts once,
 /// whatever the volunteer's status later). The volunteer number stays local: the subject is empty.
 fn record_volunteer_change(txn: &mut Txn<'_>, kind: pb::ChangeKind, volunteer_number: &str) -> Result<(), DomainError> {

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use ecovol_proto::v1 as pb;
+use ecovol_proto::v1::register_volunteer_result::Result::{AlreadyRegistered, Refused, Registered};
 use ecovol_proto::v1::volunteer_service_server::VolunteerService;
 use tonic::{Request, Response, Status};
 
 use super::{caller, page, status};
 use crate::app::App;
 use crate::audit::AuditContext;
-use crate::error::Violations;
-use crate::registry::volunteer::{self, RegisterVolunteer, SearchVolunteers, UpdateVolunteer};
+use crate::error::{DomainError, Violations};
+use crate::registry::volunteer::{self, RegisterVolunteer, RowRegistration, SearchVolunteers, UpdateVolunteer};
 
 pub struct VolunteerApi {
     pub app: Arc<App>,
@@ -33,6 +34,41 @@ impl VolunteerService for VolunteerApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::RegisterVolunteerResponse { volunteer: Some(record.to_pb(&self.app.keys)) }))
+    }
+
+    async fn register_volunteers(
+        &self,
+        request: Request<pb::RegisterVolunteersRequest>,
+    ) -> Result<Response<pb::RegisterVolunteersResponse>, Status> {
+        let caller = caller(&self.app, &request)?;
+        let request = request.into_inner();
+        if request.volunteers.len() > volunteer::REGISTER_BULK_ROWS_MAX {
+            let rule = format!("at most {} rows per call", volunteer::REGISTER_BULK_ROWS_MAX);
+            return Err(status(DomainError::invalid("volunteers", rule)));
+        }
+        let context = AuditContext::new(&caller, "VolunteerService/RegisterVolunteers", "");
+        let row_audit = AuditContext::new(&caller, "VolunteerService/RegisterVolunteer", "");
+        let rows: Vec<_> = request.volunteers.into_iter().map(RegisterVolunteer::try_from).collect();
+        let app = self.app.clone();
+        let outcomes = self
+            .app
+            .committer
+            .write(context, move |txn| {
+                volunteer::register_bulk(txn, &app.keys, app.node_code(), &caller, rows, &row_audit)
+            })
+            .await
+            .map_err(status)?;
+        let results = outcomes
+            .into_iter()
+            .map(|outcome| pb::RegisterVolunteerResult {
+                result: Some(match outcome {
+                    RowRegistration::Registered(record) => Registered(record.to_pb(&self.app.keys)),
+                    RowRegistration::AlreadyRegistered(number) => AlreadyRegistered(number),
+                    RowRegistration::Refused(error) => Refused(row_refusal(error)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::RegisterVolunteersResponse { results }))
     }
 
     async fn get_volunteer(
@@ -134,4 +170,20 @@ impl VolunteerService for VolunteerApi {
             .map_err(status)?;
         Ok(Response::new(pb::RevealIdentityNumberResponse { identity_number }))
     }
+}
+
+/// A refused row of a bulk call as the single call's answer: its code, message and field violations.
+fn row_refusal(error: DomainError) -> pb::RowRefusal {
+    let violations = match &error {
+        DomainError::Invalid(violations) => violations
+            .iter()
+            .map(|violation| pb::RowFieldViolation {
+                field: violation.field.clone(),
+                description: violation.description.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let answer = status(error);
+    pb::RowRefusal { code: answer.code() as i32, message: answer.message().to_string(), violations }
 }
