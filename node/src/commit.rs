@@ -8,11 +8,17 @@
 //! - nothing is acknowledged before it is durable (the flush precedes every reply);
 //! - concurrent writers share flushes (one flusher, many waiters), which is what makes durable writes fast;
 //! - jobs are serialised, so read-check-write rules (capacity, uniqueness, versions) need no locks;
-//! - a job's audit entry is part of the job's own batch: the change and its audit record are atomic.
+//! - a job's audit entry is part of the job's own batch: the change and its audit record are atomic;
+//! - the jobs of one group are applied to the store as **one** batch at the end of the group (sled's batch costs a
+//!   global write lock and a log reservation each): until then a job's writes wait in the group's overlay, which
+//!   the next jobs read through (`Txn::get`, `Txn::scan_rev`); a job that needs the raw store (`Txn::store`, for
+//!   scans) first has the overlay applied, so it sees every earlier job of its group.
 //!
 //! sled's `flush_async` stalls when called from many tasks at once; here only the flusher thread ever flushes.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -230,6 +236,7 @@ fn run(
         let failures_before = failure.failures.load(Ordering::SeqCst);
         let failed = failure.current();
         let mut pending: Vec<Completion> = Vec::new();
+        let overlay = RefCell::new(Overlay::default());
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
@@ -239,7 +246,7 @@ fn run(
                 }
                 Message::Job(job) => {
                     stats.jobs.fetch_add(1, Ordering::Relaxed);
-                    let mut txn = Txn::new(&*store, &outbox, clock.now());
+                    let mut txn = Txn::new(&*store, &outbox, &overlay, clock.now());
                     txn.refused = failed.clone();
                     // A bug that panics inside a use-case must cost one request, not the node's writes: the job's
                     // writes are dropped (nothing of it was applied; sequences and the outbox move only with
@@ -261,21 +268,28 @@ fn run(
                             continue;
                         }
                     };
-                    let writes: Vec<Write> = txn.writes.into_iter().collect();
-                    if writes.is_empty() {
-                        pending.push(completion);
-                    } else {
-                        match store.apply(&writes) {
-                            Ok(()) => pending.push(completion),
-                            Err(error) => completion(Err(error)),
-                        }
-                    }
+                    // The job's writes join the group's overlay as a whole: the next jobs read them, and they
+                    // reach the store with the group's batch (atomic, so the job's writes stay all-or-nothing).
+                    overlay.borrow_mut().writes.extend(txn.writes);
+                    pending.push(completion);
                 }
             }
             if pending.len() >= group_max {
                 break;
             }
             next = receiver.try_recv().ok();
+        }
+        // One batch for the group's writes not yet applied. If it (or an apply on a job's behalf) failed, no job
+        // of the group is answered with success: none of them is vouched for.
+        let mut overlay = overlay.into_inner();
+        if overlay.failed.is_none() && !overlay.writes.is_empty() {
+            let writes: Vec<Write> = std::mem::take(&mut overlay.writes).into_iter().collect();
+            overlay.failed = store.apply(&writes).err();
+        }
+        if let Some(error) = overlay.failed {
+            for completion in pending.drain(..) {
+                completion(Err(error.clone()));
+            }
         }
         if !pending.is_empty()
             && flush_sender.send(FlushRequest::Group { completions: pending, failures_before }).is_err()
@@ -355,6 +369,33 @@ fn flush_loop(
     }
 }
 
+/// Visits the entries of `overlaid` (latest last) above `key`, or all of them when `key` is None, skipping
+/// deletions; true if `visit` broke.
+fn drain_above(
+    overlaid: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    key: Option<&[u8]>,
+    visit: &mut store::Visit<'_>,
+) -> bool {
+    while let Some((next, _)) = overlaid.last() {
+        if key.is_some_and(|key| next.as_slice() <= key) {
+            return false;
+        }
+        if let Some((next, Some(value))) = overlaid.pop()
+            && visit(&next, &value).is_break()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The writes of a group's jobs not yet applied to the store, and the failure of an apply made for the group.
+#[derive(Default)]
+struct Overlay {
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    failed: Option<StoreError>,
+}
+
 /// Wall-clock time that never goes backwards, so audit order is time order.
 #[derive(Default)]
 struct MonotonicClock {
@@ -378,6 +419,8 @@ impl MonotonicClock {
 pub struct Txn<'a> {
     store: &'a dyn Store,
     outbox: &'a Outbox,
+    /// The writes of the group's earlier jobs not yet applied to the store.
+    overlay: &'a RefCell<Overlay>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Outbox entries this job appended, announced to the uplink once durable.
     emitted: Vec<(DivisionCode, u64)>,
@@ -390,10 +433,11 @@ pub struct Txn<'a> {
 }
 
 impl<'a> Txn<'a> {
-    fn new(store: &'a dyn Store, outbox: &'a Outbox, now: DateTime<Utc>) -> Self {
+    fn new(store: &'a dyn Store, outbox: &'a Outbox, overlay: &'a RefCell<Overlay>, now: DateTime<Utc>) -> Self {
         Self {
             store,
             outbox,
+            overlay,
             writes: BTreeMap::new(),
             emitted: Vec::new(),
             now,
@@ -418,16 +462,82 @@ impl<'a> Txn<'a> {
         self.now
     }
 
-    /// The store, for scans. Scans do not see this job's own writes.
+    /// The store, for scans: the group's earlier jobs are applied to it first, so it holds everything but this
+    /// job's own writes (scans do not see those).
     pub fn store(&self) -> &dyn Store {
+        let mut overlay = self.overlay.borrow_mut();
+        if overlay.failed.is_none() && !overlay.writes.is_empty() {
+            let writes: Vec<Write> = std::mem::take(&mut overlay.writes).into_iter().collect();
+            // On failure the whole group fails (see `run`): what this job decides on the store no longer matters.
+            overlay.failed = self.store.apply(&writes).err();
+        }
         self.store
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.writes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.store.get(key),
+        if let Some(value) = self.writes.get(key) {
+            return Ok(value.clone());
         }
+        if let Some(value) = self.overlay.borrow().writes.get(key) {
+            return Ok(value.clone());
+        }
+        self.store.get(key)
+    }
+
+    /// As `Store::scan_rev` over the store and the group's earlier jobs (not this job's own writes), without
+    /// applying those jobs first: the scan of the hot write path (a volunteer's records) costs no extra batch.
+    pub fn scan_rev(
+        &self,
+        prefix: &[u8],
+        start_before: Option<&[u8]>,
+        visit: &mut store::Visit<'_>,
+    ) -> Result<(), StoreError> {
+        let end = start_before.filter(|before| before.starts_with(prefix));
+        // The overlay's entries in range, in key order, popped from the back: latest first (few: the group's
+        // writes under one prefix).
+        let mut overlaid: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
+            let overlay = self.overlay.borrow();
+            let upper = match end {
+                Some(before) => std::ops::Bound::Excluded(before.to_vec()),
+                None => std::ops::Bound::Unbounded,
+            };
+            overlay
+                .writes
+                .range::<Vec<u8>, _>((std::ops::Bound::Included(prefix.to_vec()), upper))
+                .filter(|(key, _)| key.starts_with(prefix))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        };
+        if overlaid.is_empty() {
+            return self.store.scan_rev(prefix, start_before, visit);
+        }
+        let mut stopped = false;
+        self.store.scan_rev(prefix, start_before, &mut |key, value| {
+            if drain_above(&mut overlaid, Some(key), visit) {
+                stopped = true;
+                return ControlFlow::Break(());
+            }
+            // An entry the overlay also holds: the overlay's value (or deletion) wins, visited just above.
+            if let Some((next, _)) = overlaid.last()
+                && next.as_slice() == key
+            {
+                return match overlaid.pop() {
+                    Some((next, Some(value))) => {
+                        let flow = visit(&next, &value);
+                        stopped = flow.is_break();
+                        flow
+                    }
+                    _ => ControlFlow::Continue(()),
+                };
+            }
+            let flow = visit(key, value);
+            stopped = flow.is_break();
+            flow
+        })?;
+        if !stopped {
+            drain_above(&mut overlaid, None, visit);
+        }
+        Ok(())
     }
 
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
@@ -615,6 +725,95 @@ mod tests {
         assert_eq!(store.get(b"second").unwrap(), None, "a refused write is not applied");
         write("third").await.expect("the refusal's flush succeeded: writes are taken again");
         assert!(store.get(b"third").unwrap().is_some());
+        committer.stop().await;
+    }
+
+    /// Keys and values under `prefix`, latest first, as `Txn::scan_rev` visits them.
+    fn scan_rev_all(txn: &Txn<'_>, prefix: &str, before: Option<&str>) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        txn.scan_rev(prefix.as_bytes(), before.map(str::as_bytes), &mut |key, value| {
+            seen.push((String::from_utf8_lossy(key).into_owned(), String::from_utf8_lossy(value).into_owned()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        seen
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_of_one_group_read_and_scan_the_earlier_jobs_writes_before_the_group_is_applied() {
+        let (_dir, store, committer) = open();
+        let committer = Arc::new(committer);
+        committer
+            .write(context(), |txn| {
+                for (key, value) in [("s/1", "a"), ("s/3", "c"), ("s/5", "e")] {
+                    txn.put(key, value);
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // The first job holds the committer until the two others are queued: the three form one group.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let committer = committer.clone();
+            tokio::spawn(async move {
+                committer
+                    .write(context(), move |txn| {
+                        let _ = hold.recv_timeout(std::time::Duration::from_secs(10));
+                        txn.put("s/2", "b");
+                        txn.put("s/5", "E");
+                        txn.delete("s/3");
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        let second = {
+            let committer = committer.clone();
+            tokio::spawn(async move {
+                committer
+                    .write(context(), |txn| {
+                        let all = scan_rev_all(txn, "s/", None);
+                        let below_five = scan_rev_all(txn, "s/", Some("s/5"));
+                        let below_two = scan_rev_all(txn, "s/", Some("s/2"));
+                        let got = txn.get(b"s/2")?.map(|value| String::from_utf8_lossy(&value).into_owned());
+                        txn.put("s/4", "d");
+                        Ok((all, below_five, below_two, got))
+                    })
+                    .await
+            })
+        };
+        let third = {
+            let committer = committer.clone();
+            tokio::spawn(async move {
+                committer
+                    .write(context(), |txn| {
+                        let mut keys = Vec::new();
+                        txn.store().scan(b"s/", None, &mut |key, _| {
+                            keys.push(String::from_utf8_lossy(key).into_owned());
+                            ControlFlow::Continue(())
+                        })?;
+                        Ok(keys)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        let (all, below_five, below_two, got) = second.await.unwrap().unwrap();
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect()
+        };
+        assert_eq!(all, pairs(&[("s/5", "E"), ("s/2", "b"), ("s/1", "a")]), "overlay wins, deletions hidden");
+        assert_eq!(below_five, pairs(&[("s/2", "b"), ("s/1", "a")]));
+        assert_eq!(below_two, pairs(&[("s/1", "a")]));
+        assert_eq!(got.as_deref(), Some("b"));
+        assert_eq!(third.await.unwrap().unwrap(), ["s/1", "s/2", "s/4", "s/5"], "the raw store holds the earlier jobs");
+        for (key, value) in [("s/1", "a"), ("s/2", "b"), ("s/4", "d"), ("s/5", "E")] {
+            assert_eq!(store.get(key.as_bytes()).unwrap().as_deref(), Some(value.as_bytes()), "{key} stored");
+        }
+        assert_eq!(store.get(b"s/3").unwrap(), None);
         committer.stop().await;
     }
 

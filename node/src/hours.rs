@@ -40,6 +40,7 @@ mod command;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
@@ -312,33 +313,70 @@ fn single_refusal(problems: Vec<Problem>) -> DomainError {
 }
 
 /// An interval already accepted in this write but not yet in the store (earlier rows of a roster).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Pending {
-    volunteer_number: String,
+    /// Its place among the roster's accepted rows.
+    position: usize,
     start_time: DateTime<Utc>,
     end_time: DateTime<Utc>,
 }
 
-/// Walks the volunteer's non-revoked records that start before `before`, latest first, skipping `exclude`
-/// (the record being amended), until `visit` breaks.
-fn walk_back(
+/// The intervals accepted so far in this write, by volunteer: a row is checked against the earlier rows of its own
+/// volunteer only, so a roster of n rows costs n look-ups rather than n² comparisons.
+#[derive(Debug, Default)]
+struct PendingRows {
+    by_volunteer: HashMap<String, Vec<Pending>>,
+    count: usize,
+}
+
+impl PendingRows {
+    fn of(&self, volunteer_number: &str) -> &[Pending] {
+        self.by_volunteer.get(volunteer_number).map_or(&[], Vec::as_slice)
+    }
+
+    fn push(&mut self, volunteer_number: &str, start_time: DateTime<Utc>, end_time: DateTime<Utc>) {
+        let pending = Pending { position: self.count, start_time, end_time };
+        self.count += 1;
+        self.by_volunteer.entry(volunteer_number.to_string()).or_default().push(pending);
+    }
+}
+
+/// The fields of a stored record the time rules read: decoding only these skips the rest of the record.
+#[derive(Debug, Deserialize)]
+struct Span {
+    record_id: String,
+    state: RecordState,
+    start_time: DateTime<Utc>,
+    end_time: DateTime<Utc>,
+}
+
+/// The volunteer's non-revoked records that start before `before` and end after `until`, latest first, skipping
+/// `exclude` (the record being amended). Non-revoked records of one volunteer never overlap, so sorted by start
+/// they are sorted by end too: the walk stops at the first one ending at or before `until`.
+fn spans_back(
     txn: &Txn<'_>,
     volunteer_number: &str,
     before: DateTime<Utc>,
+    until: DateTime<Utc>,
     exclude: Option<&str>,
-    mut visit: impl FnMut(&ServiceRecord) -> ControlFlow<()>,
-) -> Result<(), DomainError> {
+) -> Result<Vec<Span>, DomainError> {
     let prefix = volunteer_index_prefix(volunteer_number);
     let start_before = format!("{prefix}{}", millis_key(before));
+    let mut spans = Vec::new();
     let mut failure = None;
-    txn.store().scan_rev(prefix.as_bytes(), Some(start_before.as_bytes()), &mut |key, _| {
+    txn.scan_rev(prefix.as_bytes(), Some(start_before.as_bytes()), &mut |key, _| {
         let record_id = record_id_of(key);
         if Some(record_id.as_str()) == exclude {
             return ControlFlow::Continue(());
         }
-        match txn.get_json::<ServiceRecord>(&record_key(&record_id)) {
-            Ok(Some(record)) if record.state != RecordState::Revoked => visit(&record),
-            Ok(_) => ControlFlow::Continue(()),
+        match txn.get_json::<Span>(&record_key(&record_id)) {
+            Ok(Some(span)) if span.state == RecordState::Revoked => ControlFlow::Continue(()),
+            Ok(Some(span)) if span.end_time <= until => ControlFlow::Break(()),
+            Ok(Some(span)) => {
+                spans.push(span);
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
             Err(error) => {
                 failure = Some(error);
                 ControlFlow::Break(())
@@ -347,60 +385,47 @@ fn walk_back(
     })?;
     match failure {
         Some(error) => Err(error.into()),
-        None => Ok(()),
+        None => Ok(spans),
     }
 }
 
-/// The first non-revoked record (or pending row) of the volunteer that overlaps `[start, end)`.
+/// The first non-revoked record (in `spans`, see `spans_back`) or pending row of the volunteer that overlaps
+/// `[start, end)`.
 fn find_overlap(
-    txn: &Txn<'_>,
+    spans: &[Span],
     volunteer_number: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    exclude: Option<&str>,
-    pending: &[Pending],
-) -> Result<Option<String>, DomainError> {
-    if let Some(index) = pending
-        .iter()
-        .position(|row| row.volunteer_number == volunteer_number && row.start_time < end && start < row.end_time)
-    {
-        return Ok(Some(format!("row {index} of this roster")));
+    pending: &PendingRows,
+) -> Option<String> {
+    if let Some(row) = pending.of(volunteer_number).iter().find(|row| row.start_time < end && start < row.end_time) {
+        return Some(format!("row {} of this roster", row.position));
     }
-    // Non-revoked records of one volunteer never overlap, so sorted by start they are sorted by end too: only the
-    // latest one starting before `end` can reach past `start`.
-    let mut found = None;
-    walk_back(txn, volunteer_number, end, exclude, |record| {
-        if record.end_time > start {
-            found = Some(format!("record {}", record.record_id));
-        }
-        ControlFlow::Break(())
-    })?;
-    Ok(found)
+    // Sorted by start and by end alike: only the latest record starting before `end` can reach past `start`.
+    spans
+        .iter()
+        .find(|span| span.start_time < end)
+        .filter(|span| span.end_time > start)
+        .map(|span| format!("record {}", span.record_id))
 }
 
-/// Seconds the volunteer already served in `[from, to)` over their non-revoked records and pending rows.
+/// Seconds the volunteer already served in `[from, to)` over their non-revoked records (in `spans`, which reach
+/// back to `from` at least) and pending rows.
 fn served_seconds_in(
-    txn: &Txn<'_>,
+    spans: &[Span],
     volunteer_number: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    exclude: Option<&str>,
-    pending: &[Pending],
-) -> Result<i64, DomainError> {
-    let mut seconds: i64 = pending
+    pending: &PendingRows,
+) -> i64 {
+    let pending: i64 = pending
+        .of(volunteer_number)
         .iter()
-        .filter(|row| row.volunteer_number == volunteer_number)
         .map(|row| arithmetic::overlap_seconds(row.start_time, row.end_time, from, to))
         .sum();
-    walk_back(txn, volunteer_number, to, exclude, |record| {
-        // Sorted by end as well (no overlaps): once one ends before the day, every earlier one does.
-        if record.end_time <= from {
-            return ControlFlow::Break(());
-        }
-        seconds += arithmetic::overlap_seconds(record.start_time, record.end_time, from, to);
-        ControlFlow::Continue(())
-    })?;
-    Ok(seconds)
+    let stored: i64 =
+        spans.iter().map(|span| arithmetic::overlap_seconds(span.start_time, span.end_time, from, to)).sum();
+    pending + stored
 }
 
 /// Checks an interval against the time rules: not in the future, within the project's window give or take the
@@ -415,7 +440,7 @@ fn check_interval(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     exclude: Option<&str>,
-    pending: &[Pending],
+    pending: &PendingRows,
     problems: &mut Vec<Problem>,
 ) -> Result<(), DomainError> {
     let now = txn.now();
@@ -457,16 +482,23 @@ fn check_interval(
             ),
         });
     }
-    if let Some(other) = find_overlap(txn, volunteer_number, start, end, exclude, pending)? {
+    // One walk over the volunteer's records serves the overlap check and every day the interval touches.
+    let days: Vec<_> = arithmetic::split_by_china_day(start, end)
+        .into_iter()
+        .map(|(day, seconds)| (day, seconds, arithmetic::china_day_bounds(day)))
+        .collect();
+    let before = days.iter().map(|(_, _, (_, to))| *to).fold(end, Ord::max);
+    let until = days.iter().map(|(_, _, (from, _))| *from).fold(start, Ord::min);
+    let spans = spans_back(txn, volunteer_number, before, until, exclude)?;
+    if let Some(other) = find_overlap(&spans, volunteer_number, start, end, pending) {
         problems.push(Problem::Conflict {
             field: "start_time",
             message: format!("the interval overlaps {other} of volunteer {volunteer_number}"),
         });
     }
     let day_seconds_max = i64::from(rules.day_hours_max) * 3600;
-    for (day, seconds) in arithmetic::split_by_china_day(start, end) {
-        let (from, to) = arithmetic::china_day_bounds(day);
-        let served = served_seconds_in(txn, volunteer_number, from, to, exclude, pending)?;
+    for (day, seconds, (from, to)) in days {
+        let served = served_seconds_in(&spans, volunteer_number, from, to, pending);
         if served + seconds > day_seconds_max {
             problems.push(Problem::Conflict {
                 field: "end_time",
@@ -636,11 +668,11 @@ fn plan_row(
     caller: &Caller,
     project: &ProjectView,
     row: &ServiceRow,
-    keys_in_batch: &[&str],
-    pending: &[Pending],
+    keys_in_batch: &HashSet<&str>,
+    pending: &PendingRows,
     problems: &mut Vec<Problem>,
 ) -> Result<Option<RowPlan>, DomainError> {
-    if keys_in_batch.contains(&row.idempotency_key.as_str()) {
+    if keys_in_batch.contains(row.idempotency_key.as_str()) {
         problems.push(Problem::Invalid {
             field: "idempotency_key",
             description: "is used by an earlier row of this roster: one key per row".into(),
@@ -767,7 +799,8 @@ pub fn record(
     txn.target = command.project_id.clone();
     let project = open_project(txn, caller, &command.project_id)?;
     let mut problems = Vec::new();
-    let plan = plan_row(txn, rules, caller, &project, &command.row, &[], &[], &mut problems)?;
+    let plan =
+        plan_row(txn, rules, caller, &project, &command.row, &HashSet::new(), &PendingRows::default(), &mut problems)?;
     match plan {
         Some(RowPlan::Replay(record)) => {
             txn.target = record.record_id.clone();
@@ -803,23 +836,19 @@ pub fn record_bulk(
     let project = open_project(txn, caller, &command.project_id)?;
     let mut violations = Violations::new();
     let mut plans = Vec::with_capacity(command.rows.len());
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut keys: Vec<&str> = Vec::with_capacity(command.rows.len());
+    let mut pending = PendingRows::default();
+    let mut keys: HashSet<&str> = HashSet::with_capacity(command.rows.len());
     for (index, row) in command.rows.iter().enumerate() {
         let mut problems = Vec::new();
         let plan = plan_row(txn, rules, caller, &project, row, &keys, &pending, &mut problems)?;
-        keys.push(&row.idempotency_key);
+        keys.insert(&row.idempotency_key);
         for problem in &problems {
             violations.add(row_field(Some(index), problem.field()), problem.description());
         }
         if let Some(RowPlan::New { .. }) = &plan
             && problems.is_empty()
         {
-            pending.push(Pending {
-                volunteer_number: row.volunteer_number.clone(),
-                start_time: row.start_time,
-                end_time: row.end_time,
-            });
+            pending.push(&row.volunteer_number, row.start_time, row.end_time);
         }
         plans.push(plan);
     }
@@ -970,7 +999,7 @@ pub fn amend(
             start,
             end,
             Some(&old.record_id),
-            &[],
+            &PendingRows::default(),
             &mut problems,
         )?;
         if !problems.is_empty() {

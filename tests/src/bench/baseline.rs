@@ -25,6 +25,9 @@ pub const RECORD_BYTES: usize = 1024;
 
 /// Names of the limits, as scenarios look them up.
 pub const ECHO: &str = "tonic echo, 64 clients";
+/// p99 of `RUSH_CALLS` echo calls started at once over the same `CLIENTS` connections: the RPC layer's own p99 for
+/// the sign-up rush, whatever the node does behind it.
+pub const ECHO_RUSH: &str = "tonic echo rush p99";
 pub const SLED_ONE: &str = "sled insert+flush, 1 writer";
 pub const SLED_SIXTEEN: &str = "sled insert+flush, 16 writers";
 pub const SLED_BATCH: &str = "sled batch 1000 + flush";
@@ -73,7 +76,11 @@ async fn echo(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Result
         anyhow::Ok(())
     };
     drive(clients.clone(), size.pick(200, 20_000), call).await; // warm-up
-    let load = drive(clients, size.pick(500, 150_000), call).await;
+    let load = drive(clients.clone(), size.pick(500, 150_000), call).await;
+    let rush = rush_at_once(&clients, size.pick(300, 10_000), |mut client| async move {
+        client.check(HealthCheckRequest { service: String::new() }).await.map(|_| ())
+    })
+    .await;
     let _ = stop.send(());
     let _ = server.await;
     anyhow::ensure!(load.failures == 0, "echo failed: {:?}", load.first_failure);
@@ -83,7 +90,62 @@ async fn echo(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Result
         load.latencies.quantile_ms(0.99)
     )));
     report.check("baseline echo calls", (load.calls - load.failures) as u64);
+    anyhow::ensure!(rush.failed == 0, "echo rush: {} calls failed", rush.failed);
+    report.push(Figure::new("baseline", ECHO_RUSH, rush.latencies.quantile_ms(0.99), "ms").note(format!(
+        "{} calls at once over {CLIENTS} connections: p50 {:.0} ms, all answered in {:.2} s",
+        rush.latencies.len(),
+        rush.latencies.quantile_ms(0.5),
+        rush.elapsed.as_secs_f64()
+    )));
     Ok(())
+}
+
+/// What `rush_at_once` measured.
+pub struct Rush<T> {
+    /// Latency of every call, from its start (all start together) to its answer.
+    pub latencies: Latencies,
+    /// The answers, in call order.
+    pub answers: Vec<Result<T, tonic::Status>>,
+    pub failed: usize,
+    /// From the first start to the last answer.
+    pub elapsed: Duration,
+}
+
+/// Starts `calls` calls at once, the i-th on client `i % clients.len()` (the sign-up rush's shape), and waits for
+/// every answer.
+pub async fn rush_at_once<C, T, F, Fut>(clients: &[C], calls: usize, mut call: F) -> Rush<T>
+where
+    C: Clone + Send + 'static,
+    T: Send + 'static,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>> + Send + 'static,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..calls)
+        .map(|index| {
+            let answer = call(clients[index % clients.len()].clone());
+            tokio::spawn(async move {
+                let begun = Instant::now();
+                let answer = answer.await;
+                (begun.elapsed(), answer)
+            })
+        })
+        .collect();
+    let (mut samples, mut answers, mut failed) = (Vec::with_capacity(calls), Vec::with_capacity(calls), 0);
+    for task in tasks {
+        match task.await {
+            Ok((took, answer)) => {
+                samples.push(took);
+                failed += usize::from(answer.is_err());
+                answers.push(answer);
+            }
+            Err(error) => {
+                failed += 1;
+                answers.push(Err(tonic::Status::internal(format!("call task failed: {error}"))));
+            }
+        }
+    }
+    Rush { latencies: Latencies::new(samples), answers, failed, elapsed: started.elapsed() }
 }
 
 /// The storage limits: sled (as the node opens it) taking `RECORD_BYTES` records, each flushed, and the

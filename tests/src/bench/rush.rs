@@ -1,17 +1,15 @@
 //! The sign-up rush (CAP-1): every registered volunteer signs up at once for a project with few seats, over 64
 //! mutual-TLS connections. Exactly the seats are accepted, every other sign-up is waitlisted, every call answered.
 
-use std::time::Instant;
-
 use chrono::Utc;
 use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::sign_up_service_client::SignUpServiceClient;
 use tonic::service::interceptor::InterceptedService;
 
-use super::baseline::CLIENTS;
+use super::baseline::{self, CLIENTS, rush_at_once};
 use super::ingest::{authed, register};
 use super::tls::BenchTls;
-use super::{Figure, Latencies, Report, Size};
+use super::{Figure, Report, Size};
 use crate::Bearer;
 
 pub async fn run(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Result<()> {
@@ -32,29 +30,23 @@ pub async fn run(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Res
     let project_id = super::published_project(authed(&node, &staff), "西湖环保志愿队", project).await?;
     let channels = tls.channels(node.address, CLIENTS).await?;
 
-    let started = Instant::now();
-    let tasks: Vec<_> = numbers
-        .iter()
-        .enumerate()
-        .map(|(index, number)| {
-            let channel = channels[index % channels.len()].clone();
-            let mut client = SignUpServiceClient::new(InterceptedService::new(channel, Bearer::new(&staff)));
-            let request = pb::SignUpRequest {
-                project_id: project_id.clone(),
-                volunteer_number: number.clone(),
-                idempotency_key: format!("rush-{index}"),
-            };
-            tokio::spawn(async move {
-                let begun = Instant::now();
-                let answer = client.sign_up(request).await.map(tonic::Response::into_inner);
-                (begun.elapsed(), answer)
-            })
-        })
+    let clients: Vec<_> = channels
+        .into_iter()
+        .map(|channel| SignUpServiceClient::new(InterceptedService::new(channel, Bearer::new(&staff))))
         .collect();
-    let (mut samples, mut accepted, mut waitlisted, mut failed) = (Vec::new(), 0u64, 0u64, Vec::new());
-    for task in tasks {
-        let (took, answer) = task.await?;
-        samples.push(took);
+    let mut index = 0usize;
+    let rush = rush_at_once(&clients, volunteers, |mut client| {
+        let request = pb::SignUpRequest {
+            project_id: project_id.clone(),
+            volunteer_number: numbers[index].clone(),
+            idempotency_key: format!("rush-{index}"),
+        };
+        index += 1;
+        async move { client.sign_up(request).await.map(tonic::Response::into_inner) }
+    })
+    .await;
+    let (mut accepted, mut waitlisted, mut failed) = (0u64, 0u64, Vec::new());
+    for answer in rush.answers {
         match answer {
             Ok(answer) => match answer.sign_up.map(|sign_up| sign_up.status) {
                 Some(status) if status == pb::SignUpStatus::Accepted as i32 => accepted += 1,
@@ -64,8 +56,8 @@ pub async fn run(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Res
             Err(status) => failed.push(status.to_string()),
         }
     }
-    let elapsed = started.elapsed();
-    let latencies = Latencies::new(samples);
+    let (elapsed, latencies) = (rush.elapsed, rush.latencies);
+    let echo_rush = report.value("baseline", baseline::ECHO_RUSH);
     report.push(
         Figure::new(
             "rush",
@@ -73,6 +65,7 @@ pub async fn run(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Res
             latencies.quantile_ms(0.99),
             "ms",
         )
+        .limit(baseline::ECHO_RUSH, echo_rush)
         .target("≤ 100 ms, exactly the seats accepted")
         .note(format!(
             "{accepted} accepted, {waitlisted} waitlisted, {} failed; p50 {:.0} ms; all answered in {:.2} s",
