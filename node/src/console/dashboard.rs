@@ -359,7 +359,7 @@ fn render(
     ));
     for part in &answer.parts {
         let totals = part.totals.clone().unwrap_or_default();
-        let freshness = part.freshness.clone().unwrap_or_default();
+        let freshness = part.freshness.unwrap_or_default();
         let (row, drill) = if part.own {
             (
                 format!(
