@@ -428,6 +428,8 @@ fn accept_tls(
     listener: TcpListener,
     tls: Arc<PortTls>,
     port: &'static str,
+    app: Arc<App>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> (
     tokio::task::JoinHandle<()>,
     tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>,
@@ -436,8 +438,6 @@ fn accept_tls(
     let refusals = Arc::new(RefusalLog::new(app, metrics));
     let task = tokio::spawn(async move {
         loop {
-    app: Arc<App>,
-    metrics: Arc<crate::metrics::Metrics>,
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -556,14 +556,6 @@ impl RefusalLog {
     }
 }
 
-/// On each SIGHUP, `reload`; a reload that succeeded then makes the federation port and the links to the parent
-/// read their certificate files again (the returned counter, see `serve_federation` and `relink_on_reload`).
-fn reload_on_hangup(
-    app: Arc<App>,
-    office_tls: Option<Arc<PortTls>>,
-    metrics: Arc<crate::metrics::Metrics>,
-) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<u64>) {
-    let mut hangups = hangups();
 /// The reason label of a refused handshake: a few fixed words, whatever the peer sent.
 fn refusal_reason(error: Option<&std::io::Error>) -> &'static str {
     use rustls::{CertificateError, Error};
@@ -592,6 +584,14 @@ fn refusal_reason(error: Option<&std::io::Error>) -> &'static str {
     }
 }
 
+/// On each SIGHUP, `reload`; a reload that succeeded then makes the federation port and the links to the parent
+/// read their certificate files again (the returned counter, see `serve_federation` and `relink_on_reload`).
+fn reload_on_hangup(
+    app: Arc<App>,
+    office_tls: Option<Arc<PortTls>>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Receiver<u64>) {
+    let mut hangups = hangups();
     let (reloaded, reloads) = tokio::sync::watch::channel(0u64);
     let task = tokio::spawn(async move {
         while hangups.changed().await.is_ok() {
@@ -718,6 +718,7 @@ async fn serve_federation(
     tls: Arc<PortTls>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
     mut reload: tokio::sync::watch::Receiver<u64>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<()> {
     let (acceptor, incoming) = accept_tls(listener, tls.clone(), "federation", app.clone(), metrics);
     let reload_app = app.clone();
@@ -726,7 +727,6 @@ async fn serve_federation(
             let Some(section) = reload_app.config.federation.as_ref() else { return };
             match federation_tls_config(section) {
                 Ok(config) => {
-    metrics: Arc<crate::metrics::Metrics>,
                     tls.replace(config);
                     tracing::info!("federation port: certificate reloaded; new connections use it");
                 }
