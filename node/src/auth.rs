@@ -150,8 +150,17 @@ impl Authenticated {
 /// The caller of an account by its id (a console session's account, read again on every request so a revoked
 /// account is refused at once).
 pub fn authenticate_account(store: &dyn Store, account_id: &str, request_id: String) -> Result<Caller, DomainError> {
-    let unknown = || DomainError::Unauthenticated("unknown or revoked account".into());
-    let account: Account = store::get_json(store, account_key(account_id).as_bytes())?.ok_or_else(unknown)?;
+    caller_of(store, account_id, request_id, || DomainError::Unauthenticated("unknown or revoked account".into()))
+}
+
+/// The caller of a stored account that is not revoked; `unknown` otherwise.
+fn caller_of(
+    store: &dyn Store,
+    account_id: &str,
+    request_id: String,
+    unknown: impl Fn() -> DomainError,
+) -> Result<Caller, DomainError> {
+    let account: Account = store::get_json(store, account_key(account_id).as_bytes())?.ok_or_else(&unknown)?;
     if account.revoked_at.is_some() {
         return Err(unknown());
     }
@@ -185,17 +194,5 @@ pub fn authenticate(
     let unknown = || DomainError::Unauthenticated("unknown or revoked credentials".into());
     let account_id = store.get(index_key.as_bytes())?.ok_or_else(unknown)?;
     let account_id = String::from_utf8(account_id).map_err(|_| unknown())?;
-    let account: Account = store::get_json(store, account_key(&account_id).as_bytes())?.ok_or_else(unknown)?;
-    if account.revoked_at.is_some() {
-        return Err(unknown());
-    }
-    Ok(Caller {
-        account_id: account.account_id,
-        name: account.name,
-        department: account.department,
-        roles: account.roles,
-        team_id: account.team_id,
-        volunteer_number: account.volunteer_number,
-        request_id,
-    })
+    caller_of(store, &account_id, request_id, unknown)
 }
