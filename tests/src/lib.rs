@@ -212,6 +212,23 @@ impl Drop for TestNode {
     }
 }
 
+/// Runs `ecovol ARGS` in this process (`ecovol_node::cli::run_with`); returns (exit code, standard output,
+/// standard error).
+pub async fn run_ecovol(args: &[&str]) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = std::iter::once("ecovol").chain(args.iter().copied()).map(str::to_string);
+    let code = ecovol_node::cli::run_with(args, &mut out, &mut err).await;
+    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+}
+
+/// As `run_ecovol`, as `ecovol --node <office address> --token <token> ARGS`.
+pub async fn run_ecovol_on(office: std::net::SocketAddr, token: &str, args: &[&str]) -> (i32, String, String) {
+    let address = format!("http://{office}");
+    let all: Vec<&str> =
+        ["--node", address.as_str(), "--token", token].into_iter().chain(args.iter().copied()).collect();
+    run_ecovol(&all).await
+}
+
 /// The field names of a status's `google.rpc.BadRequest` violations.
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;

@@ -361,18 +361,8 @@ fn catalogue(kept_volunteer: &str, kept_team: &str) -> Vec<Case> {
 
 #[tokio::test]
 async fn the_catalogue_of_bad_inputs_gets_its_answers_and_loses_nothing() {
-    let node = TestNode::start(NodeSpec::county("330106")).await.unwrap();
+    let (node, kept, kept_team) = county_with_volunteer_and_team().await;
     let staff = node.tokens.staff.clone();
-    let mut volunteers = node.volunteers(&staff);
-    let kept = volunteers.register_volunteer(adult(1)).await.unwrap().into_inner().volunteer.unwrap();
-    let kept_team = node
-        .teams(&staff)
-        .create_team(pb::CreateTeamRequest { name: "护河志愿队".into(), kind: 1, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .team
-        .unwrap();
 
     let mut wrong = Vec::new();
     for case in catalogue(&kept.volunteer_number, &kept_team.team_id) {
@@ -449,22 +439,13 @@ fn acceptable(status: &tonic::Status, undecodable: bool) -> Result<(), String> {
 
 #[tokio::test]
 async fn every_method_survives_a_barrage_of_generated_requests() {
-    let node = TestNode::start(NodeSpec::county("330106")).await.unwrap();
+    let (node, kept, kept_team) = county_with_volunteer_and_team().await;
     let tokens = [
         node.tokens.staff.clone(),
         node.tokens.operator.clone(),
         node.tokens.auditor.clone(),
         node.tokens.staff_civil_affairs.clone(),
     ];
-    let kept = node.volunteers(&tokens[0]).register_volunteer(adult(1)).await.unwrap().into_inner().volunteer.unwrap();
-    let kept_team = node
-        .teams(&tokens[0])
-        .create_team(pb::CreateTeamRequest { name: "护河志愿队".into(), kind: 1, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .team
-        .unwrap();
 
     let schema = Schema::ecovol();
     let cases: u64 = std::env::var("ECOVOL_FUZZ_CASES").ok().and_then(|text| text.parse().ok()).unwrap_or(6);
@@ -513,17 +494,8 @@ async fn every_method_survives_a_barrage_of_generated_requests() {
 /// hours (the window check adds `window_tolerance_minutes` to the project's start and end).
 #[tokio::test]
 async fn a_project_at_the_ends_of_time_is_refused_or_harmless() {
-    let node = TestNode::start(NodeSpec::county("330106")).await.unwrap();
+    let (node, kept, team) = county_with_volunteer_and_team().await;
     let staff = node.tokens.staff.clone();
-    let kept = node.volunteers(&staff).register_volunteer(adult(1)).await.unwrap().into_inner().volunteer.unwrap();
-    let team = node
-        .teams(&staff)
-        .create_team(pb::CreateTeamRequest { name: "护河志愿队".into(), kind: 1, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .team
-        .unwrap();
     let now = chrono::Utc::now().timestamp();
     let ends = [
         (
@@ -594,4 +566,20 @@ async fn a_project_at_the_ends_of_time_is_refused_or_harmless() {
         .get_volunteer(pb::GetVolunteerRequest { volunteer_number: kept.volunteer_number.clone() })
         .await
         .unwrap();
+}
+
+/// A county node holding one volunteer and one team registered by its staff.
+async fn county_with_volunteer_and_team() -> (TestNode, pb::Volunteer, pb::Team) {
+    let node = TestNode::start(NodeSpec::county("330106")).await.unwrap();
+    let staff = node.tokens.staff.clone();
+    let volunteer = node.volunteers(&staff).register_volunteer(adult(1)).await.unwrap().into_inner().volunteer.unwrap();
+    let team = node
+        .teams(&staff)
+        .create_team(pb::CreateTeamRequest { name: "护河志愿队".into(), kind: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    (node, volunteer, team)
 }

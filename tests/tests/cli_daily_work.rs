@@ -7,12 +7,7 @@ use ecovol_tests::scenario::{Cast, served_cast};
 const HOURS_TOML: &str = "[hours]\nwindow_tolerance_minutes = 10080\n";
 
 async fn ecovol(cast: &Cast, token: &str, args: &[&str]) -> (i32, String, String) {
-    let node = format!("http://{}", cast.node.address);
-    let mut all = vec!["ecovol", "--node", node.as_str(), "--token", token];
-    all.extend_from_slice(args);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = ecovol_node::cli::run_with(all.into_iter().map(String::from), &mut out, &mut err).await;
-    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+    ecovol_tests::run_ecovol_on(cast.node.address, token, args).await
 }
 
 fn json(text: &str) -> serde_json::Value {

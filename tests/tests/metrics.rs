@@ -15,13 +15,7 @@ use ecovol_tests::fixtures::adult;
 use ecovol_tests::{NodeSpec, TestNode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// Runs `ecovol ARGS` in this process; returns (exit code, standard output, standard error).
-async fn ecovol(args: &[&str]) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args = std::iter::once("ecovol").chain(args.iter().copied()).map(str::to_string);
-    let code = ecovol_node::cli::run_with(args, &mut out, &mut err).await;
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
-}
+use ecovol_tests::run_ecovol as ecovol;
 
 /// A loopback port nobody listens on right now.
 fn free_port() -> u16 {

@@ -15,13 +15,7 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-/// Runs `ecovol ARGS` in this process; returns (exit code, standard output, standard error).
-async fn ecovol(args: &[&str]) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args = std::iter::once("ecovol").chain(args.iter().copied()).map(str::to_string);
-    let code = ecovol_node::cli::run_with(args, &mut out, &mut err).await;
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
-}
+use ecovol_tests::run_ecovol as ecovol;
 
 /// `ecovol ARGS` that must succeed; returns its standard output.
 async fn ecovol_ok(args: &[&str]) -> String {

@@ -134,13 +134,8 @@ async fn statistics_are_for_staff_and_auditors_over_valid_ranges() {
     }
 }
 
-/// Runs `ecovol --node <node> --token <token> <args>` in this process; returns the exit code, output and errors.
 async fn ecovol_on(node: &TestNode, token: &str, args: &[&str]) -> (i32, String, String) {
-    let address = format!("http://{}", node.address);
-    let all = ["ecovol", "--node", address.as_str(), "--token", token].into_iter().chain(args.iter().copied());
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = ecovol_node::cli::run_with(all.map(String::from), &mut out, &mut err).await;
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    ecovol_tests::run_ecovol_on(node.address, token, args).await
 }
 
 #[tokio::test]

@@ -241,13 +241,7 @@ async fn a_client_certificate_from_another_ca_is_refused_even_when_bound() {
     assert!(format!("{error:?}").contains("UnknownCA"), "{error:?}");
 }
 
-/// Runs `ecovol <args>` in this process; returns the exit code, standard output and standard error.
-async fn ecovol(args: &[&str]) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let args = std::iter::once("ecovol").chain(args.iter().copied()).map(String::from);
-    let code = ecovol_node::cli::run_with(args, &mut out, &mut err).await;
-    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
-}
+use ecovol_tests::run_ecovol as ecovol;
 
 #[tokio::test]
 async fn the_command_line_reaches_a_tls_node_only_with_the_right_ca() {

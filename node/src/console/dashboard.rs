@@ -181,45 +181,27 @@ pub fn charts(lang: Lang, answer: &pb::GetRegionStatsResponse, year: i32) -> Vec
         key: ("data-requirement", "yearly".into()),
         value: 1,
     });
-    let titles: Vec<&'static str> = CHARTS.iter().map(|(_, key)| lang.t(key)).collect();
-    vec![
-        ChartData {
-            id: CHARTS[0].0,
-            title: titles[0],
-            columns: [lang.t("col.month"), lang.t("col.minutes")],
-            bars: minutes_by_month,
-        },
-        ChartData {
-            id: CHARTS[1].0,
-            title: titles[1],
-            columns: [lang.t("col.month"), lang.t("col.volunteers")],
-            bars: volunteers_by_month,
-        },
-        ChartData {
-            id: CHARTS[2].0,
-            title: titles[2],
-            columns: [lang.t("col.kind"), lang.t("col.minutes")],
-            bars: by_kind,
-        },
-        ChartData {
-            id: CHARTS[3].0,
-            title: titles[3],
-            columns: [lang.t("col.code"), lang.t("col.minutes")],
-            bars: children,
-        },
-        ChartData {
-            id: CHARTS[4].0,
-            title: titles[4],
-            columns: [lang.t("col.stars"), lang.t("col.count")],
-            bars: stars,
-        },
-        ChartData {
-            id: CHARTS[5].0,
-            title: titles[5],
-            columns: [lang.t("col.month"), lang.t("col.trainings")],
-            bars: trainings,
-        },
-    ]
+    // Column headings of each chart's table, in the order of `CHARTS`.
+    let columns = [
+        ("col.month", "col.minutes"),
+        ("col.month", "col.volunteers"),
+        ("col.kind", "col.minutes"),
+        ("col.code", "col.minutes"),
+        ("col.stars", "col.count"),
+        ("col.month", "col.trainings"),
+    ];
+    let bars = [minutes_by_month, volunteers_by_month, by_kind, children, stars, trainings];
+    CHARTS
+        .into_iter()
+        .zip(columns)
+        .zip(bars)
+        .map(|(((id, title), (first, second)), bars)| ChartData {
+            id,
+            title: lang.t(title),
+            columns: [lang.t(first), lang.t(second)],
+            bars,
+        })
+        .collect()
 }
 
 fn region_name(visit: &Visit<'_>, code: &str) -> String {

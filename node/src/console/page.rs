@@ -17,18 +17,7 @@ pub const CSS: &str = include_str!("assets/console.css");
 
 /// `text` with `& < > " '` escaped for HTML text and attribute values.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::certificate::html_escape(text)
 }
 
 /// Percent-encodes `text` for a query value.
