@@ -52,6 +52,9 @@ pub struct CommitStats {
     pub flushes: AtomicU64,
     /// Total time spent in flush, microseconds.
     pub flush_micros: AtomicU64,
+    /// Time the committer thread spent running jobs and applying their batches, microseconds: divided by the
+    /// wall-clock time, how busy the node's single writer is (near 1: writes are limited by it).
+    pub busy_micros: AtomicU64,
     /// Duration of each flush (`ecovol_committer_flush_duration_seconds`).
     pub flush_seconds: crate::metrics::FlushHistogram,
 }
@@ -233,6 +236,7 @@ fn run(
     while let Some(first) = receiver.blocking_recv() {
         // Set when a flush failed: writes are refused until a flush succeeds again (the flusher retries with the
         // next group, which the refusals below still form).
+        let busy_since = std::time::Instant::now();
         let failures_before = failure.failures.load(Ordering::SeqCst);
         let failed = failure.current();
         let mut pending: Vec<Completion> = Vec::new();
@@ -291,6 +295,7 @@ fn run(
                 completion(Err(error.clone()));
             }
         }
+        stats.busy_micros.fetch_add(busy_since.elapsed().as_micros() as u64, Ordering::Relaxed);
         if !pending.is_empty()
             && flush_sender.send(FlushRequest::Group { completions: pending, failures_before }).is_err()
         {

@@ -22,7 +22,9 @@
 //! Keys:
 //! - `svc/<record_id>` the record; `svc_v/<record_id>/<version:010>` every version;
 //! - `svc_proj/<project_id>/<record_id>` and `svc_vol/<volunteer>/<start_ms:016>/<record_id>` indexes (revoked
-//!   records stay in them; the overlap and day checks skip them);
+//!   records stay in them; the overlap and day checks skip them); the volunteer index's value is
+//!   `{end_ms, revoked}` (`SpanEntry`), rewritten with every version, so the time rules read the index alone
+//!   (an empty value, written before release 0.3, sends them to the record itself);
 //! - `idem/svc/<idempotency_key>` → `{record_id, project_id, volunteer_number, start_time, end_time}` of the first
 //!   request with that key;
 //! - `svc_total/<volunteer>` → `{confirmed_minutes, confirmed_hours_x100}`, the sum over the volunteer's confirmed
@@ -350,6 +352,34 @@ struct Span {
     end_time: DateTime<Utc>,
 }
 
+/// The value of a volunteer index entry: what the time rules need besides the start in the key.
+#[derive(Debug, Serialize, Deserialize)]
+struct SpanEntry {
+    end_ms: i64,
+    revoked: bool,
+}
+
+/// The start (milliseconds, from the key) of a volunteer index entry.
+fn start_of(key: &[u8]) -> Option<DateTime<Utc>> {
+    let text = std::str::from_utf8(key).ok()?;
+    let mut parts = text.rsplit('/');
+    parts.next()?;
+    DateTime::from_timestamp_millis(parts.next()?.parse().ok()?)
+}
+
+/// The span of the record a volunteer index entry names, from the entry itself when it carries one (`SpanEntry`),
+/// else from the record (entries written by older releases).
+fn span_of(txn: &Txn<'_>, key: &[u8], value: &[u8], record_id: String) -> Result<Option<Span>, DomainError> {
+    if !value.is_empty()
+        && let Ok(entry) = serde_json::from_slice::<SpanEntry>(value)
+        && let (Some(start_time), Some(end_time)) = (start_of(key), DateTime::from_timestamp_millis(entry.end_ms))
+    {
+        let state = if entry.revoked { RecordState::Revoked } else { RecordState::Recorded };
+        return Ok(Some(Span { record_id, state, start_time, end_time }));
+    }
+    Ok(txn.get_json::<Span>(&record_key(&record_id))?)
+}
+
 /// The volunteer's non-revoked records that start before `before` and end after `until`, latest first, skipping
 /// `exclude` (the record being amended). Non-revoked records of one volunteer never overlap, so sorted by start
 /// they are sorted by end too: the walk stops at the first one ending at or before `until`.
@@ -364,12 +394,12 @@ fn spans_back(
     let start_before = format!("{prefix}{}", millis_key(before));
     let mut spans = Vec::new();
     let mut failure = None;
-    txn.scan_rev(prefix.as_bytes(), Some(start_before.as_bytes()), &mut |key, _| {
+    txn.scan_rev(prefix.as_bytes(), Some(start_before.as_bytes()), &mut |key, value| {
         let record_id = record_id_of(key);
         if Some(record_id.as_str()) == exclude {
             return ControlFlow::Continue(());
         }
-        match txn.get_json::<Span>(&record_key(&record_id)) {
+        match span_of(txn, key, value, record_id) {
             Ok(Some(span)) if span.state == RecordState::Revoked => ControlFlow::Continue(()),
             Ok(Some(span)) if span.end_time <= until => ControlFlow::Break(()),
             Ok(Some(span)) => {
@@ -384,7 +414,7 @@ fn spans_back(
         }
     })?;
     match failure {
-        Some(error) => Err(error.into()),
+        Some(error) => Err(error),
         None => Ok(spans),
     }
 }
@@ -558,6 +588,8 @@ fn save(txn: &mut Txn<'_>, record: &ServiceRecord, action: RecordAction, changed
     };
     txn.put_json(version_key(&record.record_id, record.version), &version);
     txn.put_json(record_key(&record.record_id), record);
+    let span = SpanEntry { end_ms: record.end_time.timestamp_millis(), revoked: record.state == RecordState::Revoked };
+    txn.put_json(volunteer_index_key(&record.volunteer_number, record.start_time, &record.record_id), &span);
 }
 
 /// The activity kind a record carries (the project's, in its stored form).
@@ -782,7 +814,6 @@ fn create_record(
         },
     );
     txn.put(project_index_key(&record.project_id, &record_id), Vec::new());
-    txn.put(volunteer_index_key(&record.volunteer_number, record.start_time, &record_id), Vec::new());
     let reason = if walk_in { "recorded as a walk-in (no accepted sign-up)" } else { "recorded" };
     save(txn, &record, RecordAction::Recorded, &caller.account_id, reason);
     Ok(record)
@@ -1009,8 +1040,8 @@ pub fn amend(
         new.end_time = end;
         new.minutes_served = arithmetic::credited_minutes((end - start).num_seconds(), rules.rounding_minutes);
         new.hours_x100 = arithmetic::hours_x100(new.minutes_served);
+        // The new entry is written with the new version (`save`).
         txn.delete(volunteer_index_key(&old.volunteer_number, old.start_time, &old.record_id));
-        txn.put(volunteer_index_key(&new.volunteer_number, new.start_time, &new.record_id), Vec::new());
     }
     if let Some(content) = command.content {
         new.content = content;

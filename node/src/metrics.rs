@@ -548,6 +548,14 @@ pub fn render(app: &App, metrics: &Metrics) -> String {
         "Time spent flushing; divided by ecovol_committer_flushes_total, the mean flush latency.",
         &[(String::new(), stats.flush_micros.load(Ordering::Relaxed) as f64 / 1e6)],
     );
+    family(
+        &mut out,
+        "ecovol_committer_busy_seconds_total",
+        "counter",
+        "Time the single writer spent running writes (not waiting for them or for flushes); its rate near 1 means \
+         writes are limited by the writer.",
+        &[(String::new(), stats.busy_micros.load(Ordering::Relaxed) as f64 / 1e6)],
+    );
     stats.flush_seconds.render(
         &mut out,
         "ecovol_committer_flush_duration_seconds",

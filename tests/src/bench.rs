@@ -324,3 +324,61 @@ pub async fn run(scenario: &str, size: Size, baselines: bool) -> anyhow::Result<
     }
     Ok(report)
 }
+
+/// The committer's counters on a node's metrics port (`[metrics] listen`), read before and after a load: how the
+/// load's time divides between the single writer's work and its flushes (the profile behind the ingest figures).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitterProbe {
+    pub jobs: f64,
+    pub flushes: f64,
+    pub flush_seconds: f64,
+    pub busy_seconds: f64,
+    pub at: Option<Instant>,
+}
+
+impl CommitterProbe {
+    /// Reads the counters from `GET /metrics` on `port`.
+    pub async fn read(port: u16) -> anyhow::Result<CommitterProbe> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let value = |series: &str| -> anyhow::Result<f64> {
+            response
+                .lines()
+                .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+                .and_then(|value| value.trim().parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("no {series} on the metrics port"))
+        };
+        Ok(CommitterProbe {
+            jobs: value("ecovol_committer_jobs_total")?,
+            flushes: value("ecovol_committer_flushes_total")?,
+            flush_seconds: value("ecovol_committer_flush_seconds_total")?,
+            busy_seconds: value("ecovol_committer_busy_seconds_total")?,
+            at: Some(Instant::now()),
+        })
+    }
+
+    /// What happened between `earlier` and `self`, as a note: writes per flush, mean flush, and the share of the
+    /// wall-clock time the writer was busy and the flusher was flushing.
+    pub fn since(&self, earlier: &CommitterProbe) -> String {
+        let wall = match (self.at, earlier.at) {
+            (Some(now), Some(then)) => now.duration_since(then).as_secs_f64().max(1e-9),
+            _ => return String::new(),
+        };
+        let flushes = (self.flushes - earlier.flushes).max(1.0);
+        format!(
+            "{:.1} writes/flush, flush mean {:.2} ms, writer busy {:.0} %, flusher busy {:.0} %",
+            (self.jobs - earlier.jobs) / flushes,
+            (self.flush_seconds - earlier.flush_seconds) * 1e3 / flushes,
+            (self.busy_seconds - earlier.busy_seconds) * 100.0 / wall,
+            (self.flush_seconds - earlier.flush_seconds) * 100.0 / wall,
+        )
+    }
+}
+
+/// A free loopback port for a node's metrics (bound and released: fine for a benchmark on this machine).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -194,7 +194,7 @@ impl Cluster {
              [office]\nlisten = \"{office}\"\nshutdown_grace_ms = 2000\n\n\
              [federation]\nca_file = \"{ca}\"\ncert_file = \"node.pem\"\nkey_file = \"node.key.pem\"\n\
              volunteer_key_file = \"{volunteer_key}\"\nlisten = \"{federation}\"\n{parent}\
-             poll_interval_ms = 50\nretry_backoff_ms_min = 50\nretry_backoff_ms_max = 400\nack_timeout_ms = 3000\n\
+             {poll}retry_backoff_ms_min = 50\nretry_backoff_ms_max = 400\nack_timeout_ms = 3000\n\
              {extra}\n",
             level = node.level,
             office = node.office,
@@ -202,6 +202,8 @@ impl Cluster {
             volunteer_key = self.files.dir.join("federation.key").display(),
             federation = node.federation,
             extra = self.extra_toml,
+            // Tests poll fast so that plans and notices arrive within their waits; a benchmark may set its own.
+            poll = if self.extra_toml.contains("poll_interval_ms") { "" } else { "poll_interval_ms = 50\n" },
         );
         std::fs::write(&node.config_path, text)?;
         Ok(())

@@ -524,6 +524,40 @@ async fn overlaps_with_the_volunteers_other_records_are_refused() -> anyhow::Res
     Ok(())
 }
 
+/// The volunteer index carries each record's end and revocation, so the time rules read the index alone; an
+/// entry written by an older release (empty value) still counts, read through its record.
+#[tokio::test]
+async fn the_volunteer_index_carries_the_span_and_older_empty_entries_still_count() -> anyhow::Result<()> {
+    let node = Node::start(HoursSection::default()).await?;
+    let first = node
+        .record(&staff(), interval(record_request(), "2025-06-05T10:00:00+08:00", "2025-06-05T12:00:00+08:00", "a"))
+        .await?
+        .record;
+    let start_ms = at("2025-06-05T10:00:00+08:00").timestamp_millis();
+    let key = format!("svc_vol/{VOLUNTEER}/{start_ms:016}/{}", first.record_id);
+    let entry = |node: &Node| -> serde_json::Value {
+        serde_json::from_slice(&node.store.get(key.as_bytes()).unwrap().unwrap()).unwrap()
+    };
+    let end_ms = at("2025-06-05T12:00:00+08:00").timestamp_millis();
+    assert_eq!(entry(&node), serde_json::json!({ "end_ms": end_ms, "revoked": false }));
+    // As an older release wrote it: no value.
+    let older = key.clone();
+    node.committer
+        .write(AuditContext::new(&staff(), "fixture", ""), move |txn| {
+            txn.put(older, Vec::new());
+            Ok(())
+        })
+        .await?;
+    let overlapping = interval(record_request(), "2025-06-05T11:00:00+08:00", "2025-06-05T11:30:00+08:00", "b");
+    let message = conflict(node.record(&staff(), overlapping.clone()).await);
+    assert!(message.contains(&first.record_id), "{message}");
+    // Revoking rewrites the entry; the interval is free again.
+    node.revoke(&staff(), &first.record_id).await?;
+    assert_eq!(entry(&node), serde_json::json!({ "end_ms": end_ms, "revoked": true }));
+    node.record(&staff(), overlapping).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_day_limit_counts_each_china_day_across_midnight() -> anyhow::Result<()> {
     let node =

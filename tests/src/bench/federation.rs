@@ -225,11 +225,14 @@ pub async fn freshness(report: &mut Report, size: Size) -> anyhow::Result<()> {
             (cities, 10)
         }
     };
-    let rate = size.pick(50.0, 1_000.0);
+    let rate = size.pick(50.0, env_count("ECOVOL_BENCH_FRESHNESS_RATE").unwrap_or(1_000) as f64);
     let seconds = size.pick(1.0, 20.0);
     let started_cluster = Instant::now();
     let nodes = topology(cities, counties);
-    let cluster = start(&nodes, "").await?;
+    // The nodes pull their parents' messages at the product's default pace (`[federation] poll_interval_ms`,
+    // 1 s), not the test harness's 50 ms: roll-ups do not wait for it (a commit wakes the uplink), and 110 children
+    // asking 20 times a second would be load of the harness's own making.
+    let cluster = start(&nodes, "poll_interval_ms = 1000\n").await?;
     let (started_threads, started_rss) = (threads(), super::footprint::resident_mib(std::process::id()).unwrap_or(0.0));
     println!(
         "  {} nodes started in {:.1} s: {started_threads} threads, RSS {started_rss:.0} MiB",
@@ -350,7 +353,10 @@ struct CatchUp {
 /// link compressed as `compression` says (`federation.compression`). The county dials a relay that counts the
 /// bytes each way.
 async fn cut_off_and_heal(size: Size, records: usize, compression: &str) -> anyhow::Result<CatchUp> {
-    let mut cluster = start(&topology(1, 1), &format!("compression = \"{compression}\"\n")).await?;
+    // `ECOVOL_BENCH_BATCH_ENTRIES` tries another `[federation] batch_entries_max` (default 500).
+    let batch =
+        env_count("ECOVOL_BENCH_BATCH_ENTRIES").map(|n| format!("batch_entries_max = {n}\n")).unwrap_or_default();
+    let mut cluster = start(&topology(1, 1), &format!("compression = \"{compression}\"\n{batch}")).await?;
     let relay = Relay::start(cluster.node("330100").federation).await?;
     // The county dials the relay: its config names the relay instead of the city's federation port.
     cluster.stop("330101").await?;

@@ -10,7 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 
 use super::baseline::{self, CLIENTS};
 use super::tls::BenchTls;
-use super::{Figure, Report, Size, drive};
+use super::{CommitterProbe, Figure, Report, Size, drive};
 use crate::fixtures::adult;
 use crate::{Authed, Bearer, NodeSpec, TestNode, bootstrap_accounts, write_node_files};
 use ecovol_node::config::Config;
@@ -161,7 +161,10 @@ pub async fn register(node: &TestNode, count: usize) -> anyhow::Result<Vec<Strin
 
 /// Unary `RecordService` from `CLIENTS` clients, each call acknowledged once durable.
 pub async fn durable(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Result<()> {
-    let county = std::sync::Arc::new(County::start(tls, size.pick(40, 2_000), "").await?);
+    let metrics = super::free_port()?;
+    let county = std::sync::Arc::new(
+        County::start(tls, size.pick(40, 2_000), &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n")).await?,
+    );
     let clients = county.hours_clients(tls, CLIENTS).await?;
     let total = size.pick(300, 60_000);
     let warm_up = size.pick(64, 4_000);
@@ -194,7 +197,9 @@ pub async fn durable(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow:
         let call = call.clone();
         move |client, index: usize| call(client, index + warm_up)
     };
+    let before = CommitterProbe::read(metrics).await?;
     let load = drive(clients, total, measured).await;
+    let committer = CommitterProbe::read(metrics).await?.since(&before);
     anyhow::ensure!(load.failures == 0, "{} of {} calls failed: {:?}", load.failures, load.calls, load.first_failure);
     let echo = report.value("baseline", baseline::ECHO);
     let postgres = report.value("baseline", baseline::POSTGRES_MANY);
@@ -210,7 +215,7 @@ pub async fn durable(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow:
                 .target("> 1.00"),
         );
     }
-    report.push(Figure::new("ingest", "RecordService p50", load.latencies.quantile_ms(0.5), "ms"));
+    report.push(Figure::new("ingest", "RecordService p50", load.latencies.quantile_ms(0.5), "ms").note(committer));
     report.push(Figure::new("ingest", "RecordService p99", load.latencies.quantile_ms(0.99), "ms").target("≤ 20 ms"));
     let present = county.count_records().await?;
     report.check("ingest records sent", (warm_up + total) as u64);
@@ -220,7 +225,10 @@ pub async fn durable(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow:
 
 /// `RecordServiceBulk` with rosters of 1,000 rows (the default `bulk_rows_max`) from 4 clients.
 pub async fn bulk(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Result<()> {
-    let county = std::sync::Arc::new(County::start(tls, size.pick(40, 2_000), "").await?);
+    let metrics = super::free_port()?;
+    let county = std::sync::Arc::new(
+        County::start(tls, size.pick(40, 2_000), &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n")).await?,
+    );
     let clients = county.hours_clients(tls, 4).await?;
     let rows = size.pick(100, 1_000);
     let requests = size.pick(2, 240);
@@ -237,7 +245,9 @@ pub async fn bulk(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Re
             }
         }
     };
+    let before = CommitterProbe::read(metrics).await?;
     let load = drive(clients, requests, call).await;
+    let committer = CommitterProbe::read(metrics).await?.since(&before);
     anyhow::ensure!(load.failures == 0, "{} of {} calls failed: {:?}", load.failures, load.calls, load.first_failure);
     let rate = load.rate() * rows as f64;
     let sled_batch = report.value("baseline", baseline::SLED_BATCH);
@@ -245,7 +255,7 @@ pub async fn bulk(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Re
         Figure::new("bulk", format!("durable RecordServiceBulk, {rows} rows × 4 clients"), rate, "records/s")
             .limit(baseline::SLED_BATCH, sled_batch)
             .target("≥ 50,000/s")
-            .note(format!("p99 per roster {:.0} ms", load.latencies.quantile_ms(0.99))),
+            .note(format!("p99 per roster {:.0} ms; {committer}", load.latencies.quantile_ms(0.99))),
     );
     let present = county.count_records().await?;
     report.check("bulk records sent", (rows * requests) as u64);

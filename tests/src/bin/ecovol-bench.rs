@@ -4,6 +4,9 @@
 
 use ecovol_tests::bench::{self, SCENARIOS, Size};
 
+#[global_allocator]
+static ALLOCATOR: ecovol_node::Allocator = ecovol_node::Allocator;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve") {
