@@ -20,7 +20,8 @@
 //! rejection, amendment, revocation) is a version.
 //!
 //! Keys:
-//! - `svc/<record_id>` the record; `svc_v/<record_id>/<version:010>` every version;
+//! - `svc/<record_id>` the record; `svc_v/<record_id>/<version:010>` every version from the second on, and the
+//!   first once there is a second (until then the record is its own first version: `save`);
 //! - `svc_proj/<project_id>/<record_id>` and `svc_vol/<volunteer>/<start_ms:016>/<record_id>` indexes (revoked
 //!   records stay in them; the overlap and day checks skip them); the volunteer index's value is
 //!   `{end_ms, revoked}` (`SpanEntry`), rewritten with every version, so the time rules read the index alone
@@ -571,7 +572,50 @@ fn check_certifies(caller: &Caller, team_id: &str, action: &str) -> Result<(), D
 }
 
 /// Saves a record as its next version made by `action`.
-fn save(txn: &mut Txn<'_>, record: &ServiceRecord, action: RecordAction, changed_by: &str, reason: &str) {
+/// Why a record was created: the reason its first version gives.
+fn recorded_reason(walk_in: bool) -> &'static str {
+    if walk_in { "recorded as a walk-in (no accepted sign-up)" } else { "recorded" }
+}
+
+/// The first version of a record still at version 1: the record itself, as recorded.
+fn first_version(record: &ServiceRecord) -> ServiceRecordVersion {
+    ServiceRecordVersion {
+        version: 1,
+        action: RecordAction::Recorded,
+        state: record.state,
+        start_time: record.start_time,
+        end_time: record.end_time,
+        minutes_served: record.minutes_served,
+        hours_x100: record.hours_x100,
+        content: record.content.clone(),
+        correction_requested: record.correction_requested.is_some(),
+        changed_by: record.recorded_by.clone(),
+        changed_at: record.recorded_at,
+        reason: recorded_reason(record.walk_in).to_string(),
+    }
+}
+
+/// Stores `record` (a new one, or its next version) with its version entry and volunteer index entry.
+///
+/// A new record's first version is the record itself: its `svc_v/…/1` entry is written only when the record first
+/// changes, from the record as stored then (in the same atomic write as the second version), so recording writes
+/// one JSON document per record, not two. `get` shows a record still at version 1 as its one version.
+fn save(
+    txn: &mut Txn<'_>,
+    record: &ServiceRecord,
+    action: RecordAction,
+    changed_by: &str,
+    reason: &str,
+) -> Result<(), DomainError> {
+    if record.version == 1 {
+        txn.put_json(record_key(&record.record_id), record);
+        put_span(txn, record);
+        return Ok(());
+    }
+    if record.version == 2 && txn.get(version_key(&record.record_id, 1).as_bytes())?.is_none() {
+        let first = load(txn, &record.record_id)?;
+        txn.put_json(version_key(&record.record_id, 1), &first_version(&first));
+    }
     let version = ServiceRecordVersion {
         version: record.version,
         action,
@@ -588,6 +632,12 @@ fn save(txn: &mut Txn<'_>, record: &ServiceRecord, action: RecordAction, changed
     };
     txn.put_json(version_key(&record.record_id, record.version), &version);
     txn.put_json(record_key(&record.record_id), record);
+    put_span(txn, record);
+    Ok(())
+}
+
+/// The record's volunteer index entry, with its end and revocation (`SpanEntry`).
+fn put_span(txn: &mut Txn<'_>, record: &ServiceRecord) {
     let span = SpanEntry { end_ms: record.end_time.timestamp_millis(), revoked: record.state == RecordState::Revoked };
     txn.put_json(volunteer_index_key(&record.volunteer_number, record.start_time, &record.record_id), &span);
 }
@@ -814,8 +864,7 @@ fn create_record(
         },
     );
     txn.put(project_index_key(&record.project_id, &record_id), Vec::new());
-    let reason = if walk_in { "recorded as a walk-in (no accepted sign-up)" } else { "recorded" };
-    save(txn, &record, RecordAction::Recorded, &caller.account_id, reason);
+    save(txn, &record, RecordAction::Recorded, &caller.account_id, recorded_reason(walk_in))?;
     Ok(record)
 }
 
@@ -926,7 +975,7 @@ pub fn confirm(txn: &mut Txn<'_>, caller: &Caller, record_id: &str) -> Result<Se
     let mut change = hours_change(pb::ChangeKind::HoursConfirmed, &record);
     adjust_total(txn, &record, true, &mut change)?;
     record_hours_change(txn, &record.volunteer_number, change)?;
-    save(txn, &record, RecordAction::Confirmed, &caller.account_id, "confirmed");
+    save(txn, &record, RecordAction::Confirmed, &caller.account_id, "confirmed")?;
     Ok(record)
 }
 
@@ -965,7 +1014,7 @@ pub fn request_correction(
     record.version += 1;
     record.updated_at = now;
     txn.detail = command.reason.clone();
-    save(txn, &record, RecordAction::CorrectionRequested, &caller.account_id, &command.reason);
+    save(txn, &record, RecordAction::CorrectionRequested, &caller.account_id, &command.reason)?;
     Ok(record)
 }
 
@@ -988,7 +1037,7 @@ pub fn reject_correction(
     record.version += 1;
     record.updated_at = txn.now();
     txn.detail = command.reason.clone();
-    save(txn, &record, RecordAction::CorrectionRejected, &caller.account_id, &command.reason);
+    save(txn, &record, RecordAction::CorrectionRejected, &caller.account_id, &command.reason)?;
     Ok(record)
 }
 
@@ -1060,7 +1109,7 @@ pub fn amend(
         record_hours_change(txn, &new.volunteer_number, change)?;
     }
     txn.detail = command.reason.clone();
-    save(txn, &new, RecordAction::Amended, &caller.account_id, &command.reason);
+    save(txn, &new, RecordAction::Amended, &caller.account_id, &command.reason)?;
     Ok(new)
 }
 
@@ -1087,7 +1136,7 @@ pub fn revoke(txn: &mut Txn<'_>, caller: &Caller, command: RevokeServiceRecord) 
     record.version += 1;
     record.updated_at = txn.now();
     txn.detail = command.reason.clone();
-    save(txn, &record, RecordAction::Revoked, &caller.account_id, &command.reason);
+    save(txn, &record, RecordAction::Revoked, &caller.account_id, &command.reason)?;
     Ok(record)
 }
 
@@ -1129,6 +1178,10 @@ pub fn get(
     })?;
     if let Some(error) = failure {
         return Err(error.into());
+    }
+    // A record that never changed is its own first version (see `save`).
+    if versions.is_empty() {
+        versions.push(first_version(&record));
     }
     Ok((record, versions))
 }
