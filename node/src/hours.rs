@@ -25,7 +25,7 @@
 //! - `svc_proj/<project_id>/<record_id>` and `svc_vol/<volunteer>/<start_ms:016>/<record_id>` indexes (revoked
 //!   records stay in them; the overlap and day checks skip them); the volunteer index's value is
 //!   `{end_ms, revoked}` (`SpanEntry`), rewritten with every version, so the time rules read the index alone
-//!   (an empty value, written before release 0.3, sends them to the record itself);
+//!   (an empty value, as earlier builds wrote it, sends them to the record itself);
 //! - `idem/svc/<idempotency_key>` → `{record_id, project_id, volunteer_number, start_time, end_time}` of the first
 //!   request with that key;
 //! - `svc_total/<volunteer>` → `{confirmed_minutes, confirmed_hours_x100}`, the sum over the volunteer's confirmed
@@ -577,11 +577,17 @@ fn recorded_reason(walk_in: bool) -> &'static str {
     if walk_in { "recorded as a walk-in (no accepted sign-up)" } else { "recorded" }
 }
 
-/// The first version of a record still at version 1: the record itself, as recorded.
-fn first_version(record: &ServiceRecord) -> ServiceRecordVersion {
+/// The version entry of `record` as it is now.
+fn version_of(
+    record: &ServiceRecord,
+    action: RecordAction,
+    changed_by: &str,
+    changed_at: DateTime<Utc>,
+    reason: &str,
+) -> ServiceRecordVersion {
     ServiceRecordVersion {
-        version: 1,
-        action: RecordAction::Recorded,
+        version: record.version,
+        action,
         state: record.state,
         start_time: record.start_time,
         end_time: record.end_time,
@@ -589,10 +595,16 @@ fn first_version(record: &ServiceRecord) -> ServiceRecordVersion {
         hours_x100: record.hours_x100,
         content: record.content.clone(),
         correction_requested: record.correction_requested.is_some(),
-        changed_by: record.recorded_by.clone(),
-        changed_at: record.recorded_at,
-        reason: recorded_reason(record.walk_in).to_string(),
+        changed_by: changed_by.to_string(),
+        changed_at,
+        reason: reason.to_string(),
     }
+}
+
+/// The first version of a record still at version 1: the record itself, as recorded.
+fn first_version(record: &ServiceRecord) -> ServiceRecordVersion {
+    let reason = recorded_reason(record.walk_in);
+    version_of(record, RecordAction::Recorded, &record.recorded_by, record.recorded_at, reason)
 }
 
 /// Stores `record` (a new one, or its next version) with its version entry and volunteer index entry.
@@ -616,20 +628,7 @@ fn save(
         let first = load(txn, &record.record_id)?;
         txn.put_json(version_key(&record.record_id, 1), &first_version(&first));
     }
-    let version = ServiceRecordVersion {
-        version: record.version,
-        action,
-        state: record.state,
-        start_time: record.start_time,
-        end_time: record.end_time,
-        minutes_served: record.minutes_served,
-        hours_x100: record.hours_x100,
-        content: record.content.clone(),
-        correction_requested: record.correction_requested.is_some(),
-        changed_by: changed_by.to_string(),
-        changed_at: txn.now(),
-        reason: reason.to_string(),
-    };
+    let version = version_of(record, action, changed_by, txn.now(), reason);
     txn.put_json(version_key(&record.record_id, record.version), &version);
     txn.put_json(record_key(&record.record_id), record);
     put_span(txn, record);

@@ -744,7 +744,9 @@ async fn serve_federation(
                 .max_decoding_message_size(64 << 20)
                 // Children may compress (`federation.compression`); answers are compressed only when asked.
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                .send_compressed(tonic::codec::CompressionEncoding::Gzip),
+                .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+                .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .send_compressed(tonic::codec::CompressionEncoding::Zstd),
         )
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stopped.wait_for(|stop| *stop).await;

@@ -39,6 +39,9 @@ fn every_scenario_runs_short_and_its_counts_are_right() {
     assert_eq!(get("freshness writes acknowledged"), get("freshness writes sent"));
     assert_eq!(get("freshness writes visible"), get("freshness writes sent"), "every write reached the province");
     assert_eq!(get("catchup province exact"), 1);
+    for compression in ["none", "gzip", "zstd"] {
+        assert_eq!(get(&format!("wire {compression} province exact")), 1, "a link with compression {compression}");
+    }
     assert_eq!(get("footprint idle rss reported"), 1);
     assert!(stdout.contains("| scenario | measure |"), "the table is printed");
 }

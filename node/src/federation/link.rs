@@ -56,12 +56,15 @@ pub fn parent_channel(section: &FederationSection, parent: &ParentLink) -> anyho
 }
 
 /// A client of the parent's federation port, compressing as `federation.compression` says (the parent always
-/// takes gzip, and answers compressed when asked).
+/// takes gzip and zstd, and answers compressed when asked).
 pub fn parent_client(section: &FederationSection, channel: Channel) -> FederationServiceClient<Channel> {
     let client = FederationServiceClient::new(channel).max_decoding_message_size(64 << 20);
     match section.compression {
         LinkCompression::Gzip => {
             client.send_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Gzip)
+        }
+        LinkCompression::Zstd => {
+            client.send_compressed(CompressionEncoding::Zstd).accept_compressed(CompressionEncoding::Zstd)
         }
         LinkCompression::None => client,
     }

@@ -400,7 +400,9 @@ pub async fn catch_up(report: &mut Report, size: Size) -> anyhow::Result<()> {
         Size::Short => 200,
         Size::Full => env_count("ECOVOL_BENCH_CATCHUP_RECORDS").unwrap_or(100_000),
     };
-    let run = cut_off_and_heal(size, records, "gzip").await?;
+    // `ECOVOL_BENCH_COMPRESSION` ("none", "gzip", "zstd") for another `[federation] compression` (default gzip).
+    let compression = std::env::var("ECOVOL_BENCH_COMPRESSION").unwrap_or_else(|_| "gzip".into());
+    let run = cut_off_and_heal(size, records, &compression).await?;
     report.push(
         Figure::new(
             "catchup",
@@ -411,7 +413,7 @@ pub async fn catch_up(report: &mut Report, size: Size) -> anyhow::Result<()> {
         .target("≥ 20,000/s")
         .note(format!(
             "province exact after {:.1} s (includes the city's restart and the link's back-off); written while cut \
-             off in {:.1} s; gzip: {:.0} B/record county→city",
+             off in {:.1} s; {compression}: {:.0} B/record county→city",
             run.took.as_secs_f64(),
             run.written.as_secs_f64(),
             run.up_per_record
@@ -426,7 +428,7 @@ pub async fn catch_up(report: &mut Report, size: Size) -> anyhow::Result<()> {
 /// (20,000 records each).
 pub async fn wire(report: &mut Report, size: Size) -> anyhow::Result<()> {
     let records = size.pick(200, 20_000);
-    for compression in ["none", "gzip"] {
+    for compression in ["none", "gzip", "zstd"] {
         let run = cut_off_and_heal(size, records, compression).await?;
         report.push(
             Figure::new(
