@@ -759,11 +759,13 @@ mod tests {
             .unwrap();
         // The first job holds the committer until the two others are queued: the three form one group.
         let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
         let first = {
             let committer = committer.clone();
             tokio::spawn(async move {
                 committer
                     .write(context(), move |txn| {
+                        let _ = started.send(());
                         let _ = hold.recv_timeout(std::time::Duration::from_secs(10));
                         txn.put("s/2", "b");
                         txn.put("s/5", "E");
@@ -773,40 +775,37 @@ mod tests {
                     .await
             })
         };
-        let second = {
+        // The first job runs before the others are queued, so it is the first of the group.
+        running.await.unwrap();
+        // The second job is queued before the third: one task polls the two writes in order (`join!` polls its
+        // first future first), which queues them in that order; two spawned tasks could be queued either way.
+        let later = {
             let committer = committer.clone();
             tokio::spawn(async move {
-                committer
-                    .write(context(), |txn| {
-                        let all = scan_rev_all(txn, "s/", None);
-                        let below_five = scan_rev_all(txn, "s/", Some("s/5"));
-                        let below_two = scan_rev_all(txn, "s/", Some("s/2"));
-                        let got = txn.get(b"s/2")?.map(|value| String::from_utf8_lossy(&value).into_owned());
-                        txn.put("s/4", "d");
-                        Ok((all, below_five, below_two, got))
-                    })
-                    .await
-            })
-        };
-        let third = {
-            let committer = committer.clone();
-            tokio::spawn(async move {
-                committer
-                    .write(context(), |txn| {
-                        let mut keys = Vec::new();
-                        txn.store().scan(b"s/", None, &mut |key, _| {
-                            keys.push(String::from_utf8_lossy(key).into_owned());
-                            ControlFlow::Continue(())
-                        })?;
-                        Ok(keys)
-                    })
-                    .await
+                let second = committer.write(context(), |txn| {
+                    let all = scan_rev_all(txn, "s/", None);
+                    let below_five = scan_rev_all(txn, "s/", Some("s/5"));
+                    let below_two = scan_rev_all(txn, "s/", Some("s/2"));
+                    let got = txn.get(b"s/2")?.map(|value| String::from_utf8_lossy(&value).into_owned());
+                    txn.put("s/4", "d");
+                    Ok((all, below_five, below_two, got))
+                });
+                let third = committer.write(context(), |txn| {
+                    let mut keys = Vec::new();
+                    txn.store().scan(b"s/", None, &mut |key, _| {
+                        keys.push(String::from_utf8_lossy(key).into_owned());
+                        ControlFlow::Continue(())
+                    })?;
+                    Ok(keys)
+                });
+                tokio::join!(second, third)
             })
         };
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         release.send(()).unwrap();
         first.await.unwrap().unwrap();
-        let (all, below_five, below_two, got) = second.await.unwrap().unwrap();
+        let (second, third) = later.await.unwrap();
+        let (all, below_five, below_two, got) = second.unwrap();
         let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
             list.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect()
         };
@@ -814,7 +813,7 @@ mod tests {
         assert_eq!(below_five, pairs(&[("s/2", "b"), ("s/1", "a")]));
         assert_eq!(below_two, pairs(&[("s/1", "a")]));
         assert_eq!(got.as_deref(), Some("b"));
-        assert_eq!(third.await.unwrap().unwrap(), ["s/1", "s/2", "s/4", "s/5"], "the raw store holds the earlier jobs");
+        assert_eq!(third.unwrap(), ["s/1", "s/2", "s/4", "s/5"], "the raw store holds the earlier jobs");
         for (key, value) in [("s/1", "a"), ("s/2", "b"), ("s/4", "d"), ("s/5", "E")] {
             assert_eq!(store.get(key.as_bytes()).unwrap().as_deref(), Some(value.as_bytes()), "{key} stored");
         }
