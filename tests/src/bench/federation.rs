@@ -168,7 +168,10 @@ pub async fn query(report: &mut Report, size: Size) -> anyhow::Result<()> {
     };
     let cluster = start(&topology(1, 1), "").await?;
     let (province, county) = (cluster.node("330000"), cluster.node("330101"));
-    let workplace = Workplace::open(county, size.pick(20, 1_000), 0).await?;
+    // Enough volunteers that the largest step fits the project's 70 days at twelve one-hour slots a day
+    // (700 records each at most): 1,000 up to 10^5, 1,429 at 10^6.
+    let volunteers = steps.last().map_or(1_000, |records| records.div_ceil(700).max(1_000));
+    let workplace = Workplace::open(county, size.pick(20, volunteers), 0).await?;
     let today = ecovol_node::wire::today_china();
     let request = pb::GetRegionStatsRequest {
         region: String::new(),
