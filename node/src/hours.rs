@@ -571,7 +571,6 @@ fn check_certifies(caller: &Caller, team_id: &str, action: &str) -> Result<(), D
     )))
 }
 
-/// Saves a record as its next version made by `action`.
 /// Why a record was created: the reason its first version gives.
 fn recorded_reason(walk_in: bool) -> &'static str {
     if walk_in { "recorded as a walk-in (no accepted sign-up)" } else { "recorded" }

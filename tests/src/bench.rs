@@ -339,17 +339,9 @@ pub struct CommitterProbe {
 impl CommitterProbe {
     /// Reads the counters from `GET /metrics` on `port`.
     pub async fn read(port: u16) -> anyhow::Result<CommitterProbe> {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let value = |series: &str| -> anyhow::Result<f64> {
-            response
-                .lines()
-                .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-                .and_then(|value| value.trim().parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("no {series} on the metrics port"))
+        let (_, body) = crate::http_get(port, "/metrics").await?;
+        let value = |series: &str| {
+            crate::metric_value(&body, series).ok_or_else(|| anyhow::anyhow!("no {series} on the metrics port"))
         };
         Ok(CommitterProbe {
             jobs: value("ecovol_committer_jobs_total")?,
@@ -376,9 +368,4 @@ impl CommitterProbe {
             (self.flush_seconds - earlier.flush_seconds) * 100.0 / wall,
         )
     }
-}
-
-/// A free loopback port for a node's metrics (bound and released: fine for a benchmark on this machine).
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -112,7 +112,7 @@ pub struct Element<'b> {
 impl Browser {
     /// Spawns chromedriver on a free loopback port and opens a headless Chromium session.
     pub async fn launch(installation: &Installation) -> anyhow::Result<Browser> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::free_port();
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let driver = Command::new(&installation.chromedriver)
             .arg(format!("--port={port}"))

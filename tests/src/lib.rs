@@ -230,6 +230,42 @@ pub async fn run_ecovol_on(office: std::net::SocketAddr, token: &str, args: &[&s
 }
 
 /// The field names of a status's `google.rpc.BadRequest` violations.
+/// A loopback port nobody listens on right now (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_or(0, |address| address.port())
+}
+
+/// `GET path` over plain HTTP/1.1 on a loopback port (the metrics port); (status line, body). A node just
+/// (re)started may not have bound its port yet: connecting is retried for five seconds.
+pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(String, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut attempts = 0;
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(stream) => break stream,
+            Err(_) if attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error).with_context(|| format!("port {port}")),
+        }
+    };
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").context("an HTTP answer")?;
+    Ok((head.lines().next().unwrap_or_default().to_string(), body.to_string()))
+}
+
+/// The value of one series (`name` or `name{labels}`, as written) in a Prometheus text body.
+pub fn metric_value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
     status

@@ -12,35 +12,13 @@ use ecovol_proto::v1::node_service_client::NodeServiceClient;
 use ecovol_tests::cluster::Cluster;
 use ecovol_tests::federation_load::{load_county, region_stats};
 use ecovol_tests::fixtures::adult;
-use ecovol_tests::{NodeSpec, TestNode};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use ecovol_tests::{NodeSpec, TestNode, free_port};
 
 use ecovol_tests::run_ecovol as ecovol;
 
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `GET path` over plain HTTP/1.1; returns (status line, body).
+/// `GET path` on the metrics port; (status line, body).
 async fn http_get(port: u16, path: &str) -> (String, String) {
-    // A node just (re)started may not have bound its metrics port yet.
-    let mut attempts = 0;
-    let mut stream = loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(stream) => break stream,
-            Err(_) if attempts < 50 => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("metrics port {port}: {error}"),
-        }
-    };
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
+    ecovol_tests::http_get(port, path).await.unwrap()
 }
 
 /// The value of the sample `series` (name with labels, exactly as exposed).

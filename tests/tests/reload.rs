@@ -10,7 +10,7 @@ use ecovol_proto::v1 as pb;
 use ecovol_proto::v1::account_service_client::AccountServiceClient;
 use ecovol_proto::v1::federation_service_client::FederationServiceClient;
 use ecovol_proto::v1::node_service_client::NodeServiceClient;
-use ecovol_tests::{Bearer, tls_channel};
+use ecovol_tests::{Bearer, free_port, tls_channel};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -22,10 +22,6 @@ async fn ecovol_ok(args: &[&str]) -> String {
     let (code, out, err) = ecovol(args).await;
     assert_eq!(code, 0, "ecovol {args:?}: {err}");
     out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn path(path: &Path) -> &str {

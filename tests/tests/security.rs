@@ -449,24 +449,10 @@ async fn an_expired_client_certificate_is_refused_on_the_office_port_even_when_b
     };
     let details = handshake_refusals_audited("office", &["expired"], read).await;
     assert!(details.iter().any(|detail| detail.contains("(expired)")), "{details:?}");
-    let metrics = scrape(metrics_port).await;
+    let (_, metrics) = ecovol_tests::http_get(metrics_port, "/metrics").await.unwrap();
     let series = "ecovol_tls_handshake_refusals_total{port=\"office\",reason=\"expired\"}";
-    let count: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in {metrics}"));
+    let count = ecovol_tests::metric_value(&metrics, series).unwrap_or_else(|| panic!("no {series} in {metrics}"));
     assert!(count >= 1.0, "{count}");
-}
-
-/// The body of `GET /metrics` on the node's metrics port.
-async fn scrape(port: u16) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
 
 /// A department or role reading what it may not is refused and audited like a refused write, under its own

@@ -258,7 +258,7 @@ fn postgres(dir: &Path) -> anyhow::Result<Vec<Figure>> {
     }
     let data = dir.join("data");
     run_ok(server_command(&bin.join("initdb")).args(["-A", "trust", "-U", "bench", "-D"]).arg(&data))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = crate::free_port();
     let options = format!("-h 127.0.0.1 -p {port} -k {} -c max_connections=100", dir.display());
     run_ok(
         server_command(&bin.join("pg_ctl"))

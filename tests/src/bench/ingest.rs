@@ -25,11 +25,14 @@ pub struct County {
     pub volunteers: Vec<String>,
     /// Start of the project: service intervals are laid out from here.
     pub base: DateTime<Utc>,
+    /// The node's metrics port (`CommitterProbe`).
+    pub metrics_port: u16,
 }
 
 impl County {
     pub async fn start(tls: &BenchTls, volunteers: usize, extra_toml: &str) -> anyhow::Result<County> {
-        let node = start_node(tls, extra_toml).await?;
+        let metrics_port = crate::free_port();
+        let node = start_node(tls, &format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n{extra_toml}")).await?;
         let staff = node.tokens.staff.clone();
         let base = Utc::now() - Duration::days(260);
         let project = pb::CreateProjectRequest {
@@ -42,7 +45,7 @@ impl County {
         };
         let project_id = super::published_project(authed(&node, &staff), "西湖护水队", project).await?;
         let volunteers = register(&node, volunteers).await?;
-        Ok(County { node, project_id, volunteers, base })
+        Ok(County { node, project_id, volunteers, base, metrics_port })
     }
 
     /// The `index`-th row of the load: volunteer `index % n`, in its own one-hour slot (twelve a day, two hours
@@ -161,10 +164,8 @@ pub async fn register(node: &TestNode, count: usize) -> anyhow::Result<Vec<Strin
 
 /// Unary `RecordService` from `CLIENTS` clients, each call acknowledged once durable.
 pub async fn durable(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Result<()> {
-    let metrics = super::free_port()?;
-    let county = std::sync::Arc::new(
-        County::start(tls, size.pick(40, 2_000), &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n")).await?,
-    );
+    let county = std::sync::Arc::new(County::start(tls, size.pick(40, 2_000), "").await?);
+    let metrics = county.metrics_port;
     let clients = county.hours_clients(tls, CLIENTS).await?;
     let total = size.pick(300, 60_000);
     let warm_up = size.pick(64, 4_000);
@@ -225,10 +226,8 @@ pub async fn durable(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow:
 
 /// `RecordServiceBulk` with rosters of 1,000 rows (the default `bulk_rows_max`) from 4 clients.
 pub async fn bulk(report: &mut Report, tls: &BenchTls, size: Size) -> anyhow::Result<()> {
-    let metrics = super::free_port()?;
-    let county = std::sync::Arc::new(
-        County::start(tls, size.pick(40, 2_000), &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n")).await?,
-    );
+    let county = std::sync::Arc::new(County::start(tls, size.pick(40, 2_000), "").await?);
+    let metrics = county.metrics_port;
     let clients = county.hours_clients(tls, 4).await?;
     let rows = size.pick(100, 1_000);
     let requests = size.pick(2, 240);
