@@ -375,6 +375,7 @@ fn span_of(txn: &Txn<'_>, key: &[u8], value: &[u8], record_id: String) -> Result
         && let Ok(entry) = serde_json::from_slice::<SpanEntry>(value)
         && let (Some(start_time), Some(end_time)) = (start_of(key), DateTime::from_timestamp_millis(entry.end_ms))
     {
+        // The time rules ask only whether a record is revoked: any other state reads as Recorded here.
         let state = if entry.revoked { RecordState::Revoked } else { RecordState::Recorded };
         return Ok(Some(Span { record_id, state, start_time, end_time }));
     }
